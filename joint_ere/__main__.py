@@ -1,0 +1,5 @@
+import sys
+
+from joint_ere.commands import main
+
+sys.exit(main())

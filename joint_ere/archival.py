@@ -1,0 +1,110 @@
+"""``model.tar.gz``: config.json, weights.th, vocabulary/ and meta.json; ``load_archive`` reads it back."""
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Union
+
+import torch
+from tango.common import Params
+
+from joint_ere.common.errors import ConfigurationError
+from joint_ere.common.params import construct
+from joint_ere.data.readers import DatasetReader
+from joint_ere.data.vocabulary import Vocabulary
+from joint_ere.models.model import Model
+from joint_ere.training.trainer import resolve_device
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "weights.th"
+META_NAME = "meta.json"
+VOCAB_DIR = "vocabulary"
+
+
+@dataclass
+class Archive:
+    model: Model
+    config: Params
+    dataset_reader: DatasetReader
+    validation_dataset_reader: DatasetReader
+
+
+def archive_model(serialization_dir: str, weights: str = "best.th", archive_path: Optional[str] = None) -> str:
+    from joint_ere import __version__
+
+    archive_path = archive_path or os.path.join(serialization_dir, "model.tar.gz")
+    with tarfile.open(archive_path + ".tmp", "w:gz") as tar:
+        tar.add(os.path.join(serialization_dir, CONFIG_NAME), arcname=CONFIG_NAME)
+        tar.add(os.path.join(serialization_dir, weights), arcname=WEIGHTS_NAME)
+        tar.add(os.path.join(serialization_dir, VOCAB_DIR), arcname=VOCAB_DIR)
+        meta = json.dumps({"version": __version__, "weights": weights}).encode()
+        info = tarfile.TarInfo(META_NAME)
+        info.size = len(meta)
+        import io
+
+        tar.addfile(info, io.BytesIO(meta))
+    os.replace(archive_path + ".tmp", archive_path)
+    return archive_path
+
+
+def safe_extract(archive_path: str, target: str) -> None:
+    """Extracts every member, refusing any that would land outside ``target`` (absolute paths, ``..``, links)."""
+    root = os.path.realpath(target)
+    with tarfile.open(archive_path, "r:*") as tar:
+        members = tar.getmembers()
+        for member in members:
+            destination = os.path.realpath(os.path.join(root, member.name))
+            if os.path.commonpath([root, destination]) != root:
+                raise ConfigurationError(f"{archive_path}: member {member.name!r} would be written outside the "
+                                         f"extraction folder; refusing to extract")
+            if member.issym() or member.islnk() or member.isdev():
+                raise ConfigurationError(f"{archive_path}: member {member.name!r} is a link or device; refusing")
+        tar.extractall(root, members=members, filter="data")
+
+
+def _strip_keys(value: Any, keys: set) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_keys(v, keys) for k, v in value.items() if k not in keys}
+    if isinstance(value, list):
+        return [_strip_keys(v, keys) for v in value]
+    return value
+
+
+def load_archive(archive_file: str, cuda_device: Union[int, str, None] = -1,
+                 overrides: Union[str, Dict[str, Any]] = "") -> Archive:
+    """The model (weights loaded with ``weights_only=True``), its config and dataset readers."""
+    if not os.path.exists(archive_file):
+        raise ConfigurationError(f"archive not found: {archive_file}")
+    temp_dir = None
+    if os.path.isdir(archive_file):
+        folder = archive_file
+    else:
+        temp_dir = tempfile.mkdtemp(prefix="joint_ere_archive_")
+        safe_extract(archive_file, temp_dir)
+        folder = temp_dir
+    try:
+        with open(os.path.join(folder, CONFIG_NAME), encoding="utf-8") as handle:
+            raw = json.load(handle)
+        if overrides:
+            from tango.common.params import parse_overrides, with_overrides
+
+            extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+            raw = with_overrides(raw, extra)
+        config = Params(raw)
+        vocab = Vocabulary.from_files(os.path.join(folder, VOCAB_DIR))
+        # The weights replace any pretrained vectors, so the files named at training time are not needed.
+        model_params = _strip_keys(config.as_dict(quiet=True)["model"], {"pretrained_file"})
+        model = construct(Model, model_params, "model", vocab=vocab)
+        weights = os.path.join(folder, WEIGHTS_NAME if os.path.exists(os.path.join(folder, WEIGHTS_NAME)) else "best.th")
+        device = resolve_device(cuda_device, key="--cuda-device")
+        model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
+        model.to(device).eval()
+        reader = construct(DatasetReader, config.as_dict(quiet=True).get("dataset_reader", {}), "dataset_reader")
+        validation = config.as_dict(quiet=True).get("validation_dataset_reader")
+        validation_reader = construct(DatasetReader, validation, "validation_dataset_reader") if validation else reader
+        return Archive(model, config, reader, validation_reader)
+    finally:
+        if temp_dir:
+            shutil.rmtree(temp_dir, ignore_errors=True)

@@ -1,0 +1,77 @@
+"""``allennlp evaluate ARCHIVE INPUT``: metrics (and optionally predictions) of a trained model on a file."""
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Dict, Optional, TextIO
+
+import torch
+from tqdm import tqdm
+
+from joint_ere.archival import load_archive
+from joint_ere.data.data_loader import DataLoader
+from joint_ere.models.model import Model
+
+logger = logging.getLogger(__name__)
+
+
+def add_subparser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = commands.add_parser("evaluate", help="evaluate a trained model on a labelled file",
+                                 description="Evaluate a model archive on a labelled data file.")
+    parser.add_argument("archive_file", help="model.tar.gz from allennlp train")
+    parser.add_argument("input_file", help="labelled data (path or URL), read with the archive's reader")
+    parser.add_argument("--output-file", help="write the metrics here as JSON")
+    parser.add_argument("--predictions-output-file", help="write the predicted documents here as JSON lines")
+    parser.add_argument("--cuda-device", type=int, default=-1)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("-o", "--overrides", default="", help="a JSON object merged into the archived config")
+    parser.add_argument("--per-type", action="store_true", help="also report P/R/F1 per entity and relation type")
+    return parser
+
+
+def evaluate_instances(model: Model, loader: DataLoader, device: torch.device, predictions: Optional[TextIO] = None,
+                       per_type: bool = False, show_progress: bool = True) -> Dict[str, float]:
+    loader.set_target_device(device)
+    if loader.vocab is None:
+        loader.index_with(model.vocab)
+    model.eval()
+    model.get_metrics(reset=True)
+    total, batches = 0.0, 0
+    with torch.inference_mode():
+        for batch in tqdm(loader, desc="evaluating", disable=not show_progress, dynamic_ncols=True):
+            output = model(**batch)
+            if "loss" in output:
+                total += output["loss"].item()
+                batches += 1
+            if predictions is not None:
+                for doc in model.make_output_human_readable(output):
+                    predictions.write(json.dumps(doc.to_json(), ensure_ascii=False) + "\n")
+    metrics = model.get_metrics(reset=True, per_type=per_type)
+    metrics["loss"] = total / max(1, batches)
+    return metrics
+
+
+def run(args: argparse.Namespace) -> None:
+    archive = load_archive(args.archive_file, cuda_device=args.cuda_device, overrides=args.overrides)
+    instances = archive.validation_dataset_reader.read(args.input_file)
+    loader = DataLoader(instances, batch_size=args.batch_size)
+    device = next(archive.model.parameters()).device
+    prediction_handle = open(args.predictions_output_file + ".tmp", "w", encoding="utf-8") \
+        if args.predictions_output_file else None
+    try:
+        metrics = evaluate_instances(archive.model, loader, device, prediction_handle, per_type=args.per_type)
+    except BaseException:
+        if prediction_handle:
+            prediction_handle.close()
+            os.remove(args.predictions_output_file + ".tmp")
+        raise
+    if prediction_handle:
+        prediction_handle.close()
+        os.replace(args.predictions_output_file + ".tmp", args.predictions_output_file)
+    text = json.dumps(metrics, indent=2)
+    print(text, file=sys.stdout)
+    if args.output_file:
+        from joint_ere.training.trainer import dump_json
+
+        dump_json(metrics, args.output_file)

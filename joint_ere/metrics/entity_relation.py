@@ -1,0 +1,74 @@
+"""
+P/R/F1 for joint extraction, compared on decoded documents (DESIGN.md, "Metrics"):
+
+- ``ner``: strict entities (span and type).
+- ``re``: relation boundaries, both argument spans and the relation type ("RE").
+- ``re_strict``: also both entity types ("RE+").
+
+Each has ``micro`` (pooled counts) and ``macro`` (mean over types of the per-type F1, over every type seen
+in gold or predictions); per-type values on request. Tuples are sets per document, so duplicates count once.
+Names: ``{ner,re,re_strict}_{micro,macro}_{precision,recall,f1}`` and ``{task}_{type}_{precision,recall,f1}``.
+"""
+from collections import defaultdict
+from typing import Dict, Iterable, List, Set, Tuple
+
+from joint_ere.data.document import Document
+
+TASKS = ("ner", "re", "re_strict")
+
+
+def _tuples(doc: Document) -> Dict[str, Set[Tuple]]:
+    ents = doc.entities
+    ner = {(e.start, e.end, e.type) for e in ents}
+    re_b, re_s = set(), set()
+    for r in doc.relations:
+        head, tail = ents[r.head], ents[r.tail]
+        re_b.add((head.start, head.end, tail.start, tail.end, r.type))
+        re_s.add((head.start, head.end, head.type, tail.start, tail.end, tail.type, r.type))
+    return {"ner": ner, "re": re_b, "re_strict": re_s}
+
+
+def prf(tp: int, fp: int, fn: int) -> Tuple[float, float, float]:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+class EntityRelationMetrics:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        # counts[task][type] = [tp, fp, fn]
+        self.counts: Dict[str, Dict[str, List[int]]] = {t: defaultdict(lambda: [0, 0, 0]) for t in TASKS}
+
+    def __call__(self, predicted: Iterable[Document], gold: Iterable[Document]) -> None:
+        for pred_doc, gold_doc in zip(predicted, gold, strict=True):
+            pred, true = _tuples(pred_doc), _tuples(gold_doc)
+            for task in TASKS:
+                table = self.counts[task]
+                for item in pred[task] & true[task]:
+                    table[item[-1]][0] += 1
+                for item in pred[task] - true[task]:
+                    table[item[-1]][1] += 1
+                for item in true[task] - pred[task]:
+                    table[item[-1]][2] += 1
+
+    def get_metric(self, reset: bool = False, per_type: bool = False) -> Dict[str, float]:
+        out: Dict[str, float] = {}
+        for task in TASKS:
+            table = self.counts[task]
+            totals = [sum(c[i] for c in table.values()) for i in range(3)]
+            for name, value in zip(("precision", "recall", "f1"), prf(*totals)):
+                out[f"{task}_micro_{name}"] = value
+            per = {label: prf(*counts) for label, counts in sorted(table.items())}
+            for i, name in enumerate(("precision", "recall", "f1")):
+                out[f"{task}_macro_{name}"] = sum(v[i] for v in per.values()) / len(per) if per else 0.0
+            if per_type:
+                for label, values in per.items():
+                    for name, value in zip(("precision", "recall", "f1"), values):
+                        out[f"{task}_{label}_{name}"] = value
+        if reset:
+            self.reset()
+        return out

@@ -1,0 +1,148 @@
+"""Token embedders (one vector per word from an indexer's tensors) and the text field embedder joining them."""
+import gzip
+import io
+import logging
+from typing import Dict, Optional
+
+import torch
+from allennlp_light.modules import Seq2VecEncoder, TimeDistributed
+from tango.common import FromParams, Registrable
+
+from joint_ere.common.errors import ConfigurationError
+from joint_ere.data.vocabulary import Vocabulary
+
+logger = logging.getLogger(__name__)
+
+
+class TokenEmbedder(torch.nn.Module, Registrable):
+    def get_output_dim(self) -> int:
+        raise NotImplementedError
+
+
+@TokenEmbedder.register("embedding")
+class Embedding(TokenEmbedder):
+    """
+    A trainable lookup table, optionally started from a GloVe-format text file.
+
+    # Parameters
+
+    embedding_dim : `int`
+    vocab_namespace : `str`, optional (default = `"tokens"`)
+    pretrained_file : `str`, optional
+        GloVe text format (``word v1 v2 ...``), plain or ``.gz``, local path or URL. Only words of the
+        vocabulary are kept in memory; the coverage is logged. Words it lacks start random.
+    trainable : `bool`, optional (default = `True`)
+    """
+
+    def __init__(self, vocab: Vocabulary, embedding_dim: int, vocab_namespace: str = "tokens",
+                 pretrained_file: Optional[str] = None, trainable: bool = True,
+                 padding_index: int = 0) -> None:
+        super().__init__()
+        num_embeddings = vocab.get_vocab_size(vocab_namespace)
+        weight = torch.empty(num_embeddings, embedding_dim)
+        torch.nn.init.xavier_uniform_(weight)
+        self.coverage: Optional[float] = None
+        if pretrained_file:
+            self.coverage = read_pretrained_vectors(pretrained_file, vocab, vocab_namespace, weight)
+        weight[padding_index].zero_()
+        self.weight = torch.nn.Parameter(weight, requires_grad=trainable)
+        self.padding_index = padding_index
+        self.output_dim = embedding_dim
+
+    def get_output_dim(self) -> int:
+        return self.output_dim
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.embedding(tokens, self.weight, padding_idx=self.padding_index)
+
+
+def read_pretrained_vectors(path: str, vocab: Vocabulary, namespace: str, weight: torch.Tensor) -> float:
+    """Copies vectors of vocabulary words from a GloVe text file into ``weight``; returns the coverage."""
+    from joint_ere.data.readers.dataset_reader import resolve_path
+
+    try:
+        local = resolve_path(path)
+    except Exception as error:
+        raise ConfigurationError(f"pretrained_file {path!r}: {error}") from error
+    wanted = vocab.get_token_to_index_vocabulary(namespace)
+    dim = weight.size(1)
+    found = 0
+    opener = gzip.open if local.endswith(".gz") else open
+    with opener(local, "rb") as raw:
+        for number, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8", errors="replace"), start=1):
+            word, _, rest = line.rstrip("\n").partition(" ")
+            index = wanted.get(word)
+            if index is None:
+                continue
+            values = rest.split(" ")
+            if len(values) != dim:
+                raise ConfigurationError(f"pretrained_file {path}, line {number}: {len(values)} numbers for "
+                                         f"{word!r}, but embedding_dim is {dim}")
+            weight[index] = torch.tensor([float(v) for v in values])
+            found += 1
+    real_words = max(1, len(wanted) - 2)  # padding and unknown are not words
+    coverage = found / real_words
+    logger.info("%s: vectors for %d of %d %s words (%.1f%%)", path, found, real_words, namespace, 100 * coverage)
+    return coverage
+
+
+@TokenEmbedder.register("character_encoding")
+class TokenCharactersEncoder(TokenEmbedder):
+    """
+    Character embeddings run through a Seq2VecEncoder (``cnn`` or ``lstm``) per word.
+
+    # Parameters
+
+    embedding : `Embedding` (over ``token_characters``)
+    encoder : `Seq2VecEncoder`
+    dropout : `float`, optional (default = `0.0`)
+    """
+
+    def __init__(self, embedding: Embedding, encoder: Seq2VecEncoder, dropout: float = 0.0) -> None:
+        super().__init__()
+        self._embedding = TimeDistributed(embedding)
+        self._encoder = TimeDistributed(encoder)
+        self._dropout = torch.nn.Dropout(dropout) if dropout > 0 else (lambda x: x)
+        self.output_dim = encoder.get_output_dim()
+
+    def get_output_dim(self) -> int:
+        return self.output_dim
+
+    def forward(self, token_characters: torch.Tensor) -> torch.Tensor:
+        mask = token_characters != 0
+        return self._dropout(self._encoder(self._embedding(token_characters), mask))
+
+
+class TextFieldEmbedder(torch.nn.Module, Registrable):
+    default_implementation = "basic"
+
+    def get_output_dim(self) -> int:
+        raise NotImplementedError
+
+
+@TextFieldEmbedder.register("basic")
+class BasicTextFieldEmbedder(TextFieldEmbedder):
+    """
+    Concatenates the token embedders' outputs; the keys match the dataset reader's ``token_indexers``.
+
+    # Parameters
+
+    token_embedders : `Dict[str, TokenEmbedder]`
+    """
+
+    def __init__(self, token_embedders: Dict[str, TokenEmbedder]) -> None:
+        super().__init__()
+        if not token_embedders:
+            raise ConfigurationError("token_embedders must name at least one embedder")
+        self.token_embedders = torch.nn.ModuleDict(token_embedders)
+
+    def get_output_dim(self) -> int:
+        return sum(e.get_output_dim() for e in self.token_embedders.values())
+
+    def forward(self, text_field_input: Dict[str, Dict[str, torch.Tensor]]) -> torch.Tensor:
+        missing = set(self.token_embedders) - set(text_field_input)
+        if missing:
+            raise ConfigurationError(f"token_embedders {sorted(missing)} have no token indexer of that name; "
+                                     f"the indexers are {sorted(text_field_input)}")
+        return torch.cat([embedder(**text_field_input[name]) for name, embedder in self.token_embedders.items()],
+                         dim=-1)

@@ -1,0 +1,3 @@
+from joint_ere.predictors.predictor import Predictor
+
+__all__ = ["Predictor"]

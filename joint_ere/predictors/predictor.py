@@ -1,0 +1,53 @@
+import json
+from typing import Any, Dict, List
+
+import torch
+from tango.common import Registrable
+
+from joint_ere.data.data_loader import batch_instances, move_to_device
+from joint_ere.data.document import Document
+from joint_ere.data.readers import DatasetReader
+from joint_ere.models.model import Model
+
+
+class Predictor(Registrable):
+    """JSON in, JSON out: ``{"tokens": [...]}`` records become predicted documents (DESIGN.md's schema)."""
+
+    default_implementation = "document"
+
+    def __init__(self, model: Model, dataset_reader: DatasetReader) -> None:
+        self.model = model
+        self.dataset_reader = dataset_reader
+
+    @classmethod
+    def from_archive(cls, archive: Any, predictor_name: str = None) -> "Predictor":
+        predictor_class = cls.by_name(predictor_name or cls.default_implementation)
+        return predictor_class(archive.model, archive.validation_dataset_reader)
+
+    def predict_json(self, record: Dict[str, Any]) -> Dict[str, Any]:
+        return self.predict_batch_json([record])[0]
+
+    def predict_batch_json(self, records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        documents = [Document.from_json({"tokens": r.get("tokens"), **{k: v for k, v in r.items()
+                                                                      if k not in ("entities", "relations")}},
+                                        index=i) for i, r in enumerate(records)]
+        return [doc.to_json() for doc in self.predict_documents(documents)]
+
+    def predict_documents(self, documents: List[Document]) -> List[Document]:
+        instances = [self.dataset_reader.text_to_instance(Document(d.tokens, meta=d.meta)) for d in documents]
+        for instance in instances:
+            instance.index_fields(self.model.vocab)
+        device = next(self.model.parameters()).device
+        batch = move_to_device(batch_instances(instances), device)
+        batch.pop("entities"), batch.pop("relations")
+        self.model.eval()
+        with torch.inference_mode():
+            output = self.model(**batch)
+        return self.model.make_output_human_readable(output)
+
+    @staticmethod
+    def dump_line(output: Dict[str, Any]) -> str:
+        return json.dumps(output, ensure_ascii=False) + "\n"
+
+
+Predictor.register("document")(Predictor)

@@ -1,0 +1,46 @@
+import glob
+import os
+import re
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from tango.common import FromParams
+
+
+class Checkpointer(FromParams):
+    """
+    Saves ``model_state_e{N}.th`` and ``training_state_e{N}.th`` after every epoch and keeps the newest
+    ``keep_most_recent_by_count`` pairs.
+    """
+
+    def __init__(self, serialization_dir: str, keep_most_recent_by_count: Optional[int] = 2) -> None:
+        self.serialization_dir = serialization_dir
+        self.keep = keep_most_recent_by_count
+
+    def _epochs(self) -> list:
+        pattern = os.path.join(self.serialization_dir, "training_state_e*.th")
+        found = [int(re.search(r"_e(\d+)\.th$", p).group(1)) for p in glob.glob(pattern)]
+        return sorted(e for e in found if os.path.exists(self._path("model_state", e)))
+
+    def _path(self, kind: str, epoch: int) -> str:
+        return os.path.join(self.serialization_dir, f"{kind}_e{epoch}.th")
+
+    def save(self, epoch: int, model_state: Dict[str, Any], training_state: Dict[str, Any]) -> None:
+        # The training state is written last, so a checkpoint counts only once both files are complete.
+        for kind, state in (("model_state", model_state), ("training_state", training_state)):
+            path = self._path(kind, epoch)
+            torch.save(state, path + ".tmp")
+            os.replace(path + ".tmp", path)
+        if self.keep is not None:
+            for old in self._epochs()[: -self.keep]:
+                for kind in ("training_state", "model_state"):
+                    os.remove(self._path(kind, old))
+
+    def load_latest(self) -> Optional[Tuple[Dict[str, Any], Dict[str, Any]]]:
+        epochs = self._epochs()
+        if not epochs:
+            return None
+        epoch = epochs[-1]
+        model_state = torch.load(self._path("model_state", epoch), map_location="cpu", weights_only=True)
+        training_state = torch.load(self._path("training_state", epoch), map_location="cpu", weights_only=False)
+        return model_state, training_state

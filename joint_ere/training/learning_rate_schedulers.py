@@ -1,0 +1,95 @@
+"""Learning-rate schedulers with one interface: ``step_batch()`` after every optimizer step, ``step(metric)``
+after every epoch's validation, and ``state_dict`` for recovery."""
+from typing import Any, Dict, Optional
+
+import torch
+from tango.common import Registrable
+
+from joint_ere.common.errors import ConfigurationError
+
+
+class LearningRateScheduler(Registrable):
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+
+    def step_batch(self) -> None:
+        pass
+
+    def step(self, metric: Optional[float] = None) -> None:
+        pass
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        pass
+
+
+@LearningRateScheduler.register("reduce_on_plateau")
+class ReduceOnPlateau(LearningRateScheduler):
+    """
+    Multiplies the learning rate by ``factor`` once the validation metric has not improved for ``patience``
+    epochs. The direction (``mode``) follows the trainer's ``validation_metric`` sign.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, mode: str = "max", factor: float = 0.5, patience: int = 2,
+                 threshold: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0) -> None:
+        super().__init__(optimizer)
+        self.inner = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience,
+                                                                threshold=threshold, cooldown=cooldown, min_lr=min_lr)
+
+    def step(self, metric: Optional[float] = None) -> None:
+        if metric is None:
+            raise ConfigurationError("trainer.learning_rate_scheduler: reduce_on_plateau needs validation data")
+        self.inner.step(metric)
+
+    def state_dict(self) -> Dict[str, Any]:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.inner.load_state_dict(state)
+
+
+class _StepScheduler(LearningRateScheduler):
+    """A multiplier of each group's initial learning rate as a function of the optimizer step."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int) -> None:
+        super().__init__(optimizer)
+        self.total_steps = max(1, total_steps)
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.steps = 0
+        self._apply()
+
+    def factor(self, step: int) -> float:
+        raise NotImplementedError
+
+    def _apply(self) -> None:
+        factor = self.factor(self.steps)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+
+    def step_batch(self) -> None:
+        self.steps += 1
+        self._apply()
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"steps": self.steps, "base_lrs": self.base_lrs}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.steps, self.base_lrs = state["steps"], state["base_lrs"]
+        self._apply()
+
+
+@LearningRateScheduler.register("linear_with_warmup")
+class LinearWithWarmup(_StepScheduler):
+    """Linear warm-up over ``warmup_steps`` optimizer steps, then linear decay to 0 at the end of training."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, num_epochs: int, num_steps_per_epoch: int,
+                 warmup_steps: int = 100) -> None:
+        self.warmup_steps = warmup_steps
+        super().__init__(optimizer, num_epochs * num_steps_per_epoch)
+
+    def factor(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / (self.warmup_steps + 1)
+        return max(0.0, (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps))

@@ -1,0 +1,281 @@
+"""
+AllenNLP's ``gradient_descent`` trainer, small: epochs of mini-batch steps with gradient accumulation,
+clipping and AMP; validation with the model's metrics; early stopping on ``validation_metric``; per-epoch
+checkpoints that ``-r`` resumes from exactly (model, optimizer, scheduler, scaler, epoch and RNG states).
+"""
+import datetime
+import json
+import logging
+import math
+import os
+import random
+import time
+from typing import Any, Dict, List, Optional, Union
+
+import numpy
+import torch
+from tango.common import Lazy, Registrable
+from tqdm import tqdm
+
+from joint_ere.common.errors import ConfigurationError
+from joint_ere.data.data_loader import DataLoader
+from joint_ere.models.model import Model
+from joint_ere.training.checkpointer import Checkpointer
+from joint_ere.training.learning_rate_schedulers import LearningRateScheduler
+from joint_ere.training.optimizers import AdamOptimizer, Optimizer
+
+logger = logging.getLogger(__name__)
+
+
+def dump_json(data: Any, path: str) -> None:
+    """Writes JSON through a temporary file, so a reader never sees half a file."""
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def resolve_device(cuda_device: Optional[Union[int, str]], key: str = "trainer.cuda_device") -> torch.device:
+    if cuda_device is None or cuda_device == -1 or cuda_device == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigurationError(f"{key} is {cuda_device!r}, but this machine has no CUDA device "
+                                 f"(use -1 for the CPU)")
+    return torch.device(f"cuda:{cuda_device}" if isinstance(cuda_device, int) else cuda_device)
+
+
+class MetricTracker:
+    """Tracks the validation metric for best-model selection and patience."""
+
+    def __init__(self, validation_metric: str, patience: Optional[int]) -> None:
+        if not validation_metric or validation_metric[0] not in "+-":
+            raise ConfigurationError(f"trainer.validation_metric must start with + or -, not {validation_metric!r}")
+        self.name = validation_metric[1:]
+        self.should_increase = validation_metric[0] == "+"
+        self.patience = patience
+        self.best: Optional[float] = None
+        self.best_epoch: Optional[int] = None
+        self.epochs_without_improvement = 0
+
+    def add(self, value: float, epoch: int) -> bool:
+        better = self.best is None or (value > self.best if self.should_increase else value < self.best)
+        if better:
+            self.best, self.best_epoch, self.epochs_without_improvement = value, epoch, 0
+        else:
+            self.epochs_without_improvement += 1
+        return better
+
+    def should_stop_early(self) -> bool:
+        return self.patience is not None and self.epochs_without_improvement >= self.patience
+
+    def state_dict(self) -> Dict[str, Any]:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+class Trainer(Registrable):
+    default_implementation = "gradient_descent"
+
+    def train(self) -> Dict[str, Any]:
+        raise NotImplementedError
+
+
+@Trainer.register("gradient_descent")
+class GradientDescentTrainer(Trainer):
+    """
+    # Parameters
+
+    optimizer : `Optimizer`, optional (default = adam)
+    learning_rate_scheduler : `LearningRateScheduler`, optional
+    num_epochs : `int`, optional (default = `20`)
+    patience : `int`, optional
+        Stop after this many epochs without improvement of ``validation_metric``.
+    validation_metric : `str`, optional (default = `"-loss"`)
+        ``+name`` to maximise or ``-name`` to minimise a metric of ``get_metrics`` (or ``loss``).
+    grad_norm : `float`, optional
+        Clip the gradients' total norm to this.
+    cuda_device : `int`, optional (default = `-1`, the CPU)
+    use_amp : `bool`, optional (default = `False`)
+        Mixed precision (float16 autocast with gradient scaling) on CUDA.
+    num_gradient_accumulation_steps : `int`, optional (default = `1`)
+    checkpointer : `Checkpointer`, optional (default = keep the last 2)
+    """
+
+    def __init__(self, model: Model, serialization_dir: str, data_loader: DataLoader,
+                 validation_data_loader: Optional[DataLoader] = None, optimizer: Lazy[Optimizer] = Lazy(AdamOptimizer),
+                 learning_rate_scheduler: Optional[Lazy[LearningRateScheduler]] = None, num_epochs: int = 20,
+                 patience: Optional[int] = None, validation_metric: str = "-loss", grad_norm: Optional[float] = None,
+                 cuda_device: Optional[Union[int, str]] = None, use_amp: bool = False,
+                 num_gradient_accumulation_steps: int = 1, checkpointer: Lazy[Checkpointer] = Lazy(Checkpointer),
+                 show_progress: bool = True) -> None:
+        self.device = resolve_device(cuda_device)
+        if use_amp and self.device.type != "cuda":
+            raise ConfigurationError("trainer.use_amp needs a CUDA trainer.cuda_device")
+        if num_gradient_accumulation_steps < 1:
+            raise ConfigurationError("trainer.num_gradient_accumulation_steps must be at least 1")
+        self.model = model.to(self.device)
+        self.serialization_dir = serialization_dir
+        self.data_loader = data_loader
+        self.validation_data_loader = validation_data_loader
+        for loader in (data_loader, validation_data_loader):
+            if loader is not None:
+                loader.set_target_device(self.device)
+        self.optimizer = optimizer.construct(model_parameters=list(model.named_parameters()))
+        self.tracker = MetricTracker(validation_metric, patience)
+        steps_per_epoch = math.ceil(len(data_loader) / num_gradient_accumulation_steps)
+        self.scheduler = learning_rate_scheduler.construct(
+            optimizer=self.optimizer, num_epochs=num_epochs, num_steps_per_epoch=steps_per_epoch,
+            mode="max" if self.tracker.should_increase else "min") if learning_rate_scheduler else None
+        self.num_epochs = num_epochs
+        self.grad_norm = grad_norm
+        self.use_amp = use_amp
+        self.scaler = torch.amp.GradScaler("cuda") if use_amp else None
+        self.accumulation = num_gradient_accumulation_steps
+        self.checkpointer = checkpointer.construct(serialization_dir=serialization_dir)
+        self.show_progress = show_progress
+        self.start_epoch = 0
+        self.best_validation_metrics: Dict[str, float] = {}
+        self.elapsed_before = 0.0
+
+    # -- one epoch ----------------------------------------------------------------------------------------
+    def _forward(self, batch: Dict[str, Any]) -> Dict[str, Any]:
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            return self.model(**batch)
+
+    def _train_epoch(self, epoch: int) -> Dict[str, float]:
+        self.model.train()
+        totals: Dict[str, float] = {}
+        batches = 0
+        bar = tqdm(self.data_loader, desc=f"epoch {epoch + 1}/{self.num_epochs} train", leave=False,
+                   disable=not self.show_progress, dynamic_ncols=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        for index, batch in enumerate(bar):
+            output = self._forward(batch)
+            loss = output["loss"] / self.accumulation
+            if not torch.isfinite(loss):
+                raise ValueError(f"epoch {epoch + 1}, batch {index}: the loss is {loss.item()}")
+            (self.scaler.scale(loss) if self.scaler else loss).backward()
+            batches += 1
+            for key in ("loss", "ner_loss", "re_loss"):
+                if key in output:
+                    totals[key] = totals.get(key, 0.0) + output[key].item()
+            if (index + 1) % self.accumulation == 0 or index + 1 == len(self.data_loader):
+                self._step()
+            bar.set_postfix({k: f"{v / batches:.4f}" for k, v in totals.items()}, refresh=False)
+        return {k: v / max(1, batches) for k, v in totals.items()}
+
+    def _step(self) -> None:
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        if self.grad_norm:
+            torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.grad is not None], self.grad_norm)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scheduler:
+            self.scheduler.step_batch()
+
+    def _validate(self, epoch: int) -> Dict[str, float]:
+        self.model.eval()
+        total, batches = 0.0, 0
+        self.model.get_metrics(reset=True)
+        with torch.inference_mode():
+            for batch in tqdm(self.validation_data_loader, desc=f"epoch {epoch + 1}/{self.num_epochs} validation",
+                              leave=False, disable=not self.show_progress, dynamic_ncols=True):
+                output = self._forward(batch)
+                if "loss" in output:
+                    total += output["loss"].item()
+                    batches += 1
+        metrics = self.model.get_metrics(reset=True)
+        metrics["loss"] = total / max(1, batches)
+        return metrics
+
+    # -- the loop -----------------------------------------------------------------------------------------
+    def train(self) -> Dict[str, Any]:
+        started = time.time()
+        metrics: Dict[str, Any] = {}
+        for epoch in range(self.start_epoch, self.num_epochs):
+            epoch_started = time.time()
+            train_metrics = self._train_epoch(epoch)
+            validation_metrics = self._validate(epoch) if self.validation_data_loader is not None else {}
+            if validation_metrics:
+                if self.tracker.name not in validation_metrics:
+                    raise ConfigurationError(f"trainer.validation_metric: {self.tracker.name!r} is not one of "
+                                             f"{sorted(validation_metrics)}")
+                value = validation_metrics[self.tracker.name]
+                is_best = self.tracker.add(value, epoch)
+            else:
+                value, is_best = None, True
+                self.tracker.best_epoch = epoch
+            if is_best:
+                self.best_validation_metrics = validation_metrics
+                torch.save(self.model.state_dict(), os.path.join(self.serialization_dir, "best.th"))
+            elapsed = self.elapsed_before + time.time() - started
+            metrics = {
+                "epoch": epoch,
+                "best_epoch": self.tracker.best_epoch,
+                "training_duration": str(datetime.timedelta(seconds=round(elapsed))),
+                "training_seconds": round(elapsed, 2),
+                "epoch_seconds": round(time.time() - epoch_started, 2),
+                **{f"training_{k}": v for k, v in train_metrics.items()},
+                **{f"validation_{k}": v for k, v in validation_metrics.items()},
+                **{f"best_validation_{k}": v for k, v in self.best_validation_metrics.items()},
+            }
+            dump_json(metrics, os.path.join(self.serialization_dir, f"metrics_epoch_{epoch}.json"))
+            summary = ", ".join(f"{k}={v:.4f}" for k, v in validation_metrics.items()
+                                if k in ("loss", "ner_macro_f1", "re_strict_macro_f1", self.tracker.name))
+            logger.info("epoch %d/%d: training loss %.4f; validation %s; %.1fs", epoch + 1, self.num_epochs,
+                        train_metrics.get("loss", float("nan")), summary or "-", metrics["epoch_seconds"])
+            if self.scheduler:
+                self.scheduler.step(value)
+            self.checkpointer.save(epoch, self.model.state_dict(), self._training_state(epoch, elapsed))
+            if validation_metrics and self.tracker.should_stop_early():
+                logger.info("no improvement of %s for %d epochs: stopping", self.tracker.name,
+                            self.tracker.epochs_without_improvement)
+                break
+        best_path = os.path.join(self.serialization_dir, "best.th")
+        if os.path.exists(best_path):
+            self.model.load_state_dict(torch.load(best_path, map_location=self.device, weights_only=True))
+        return metrics
+
+    def _training_state(self, epoch: int, elapsed: float) -> Dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "elapsed": elapsed,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "tracker": self.tracker.state_dict(),
+            "best_validation_metrics": self.best_validation_metrics,
+            "rng": {"python": random.getstate(), "numpy": numpy.random.get_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+        }
+
+    def restore_checkpoint(self) -> bool:
+        """Loads the newest checkpoint, if any; training then starts at the epoch after it."""
+        loaded = self.checkpointer.load_latest()
+        if loaded is None:
+            return False
+        model_state, state = loaded
+        self.model.load_state_dict(model_state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.tracker.load_state_dict(state["tracker"])
+        self.best_validation_metrics = state["best_validation_metrics"]
+        self.elapsed_before = state["elapsed"]
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        numpy.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.start_epoch = state["epoch"] + 1
+        logger.info("recovered from the checkpoint of epoch %d", state["epoch"] + 1)
+        return True

@@ -1,0 +1,177 @@
+"""train -> archive -> evaluate -> predict through the ``allennlp`` command, on the fixtures."""
+import io
+import json
+import tarfile
+
+import pytest
+import torch
+
+from joint_ere.archival import load_archive
+from joint_ere.commands import main
+from joint_ere.common import ConfigurationError
+from joint_ere.data import SpertJsonReader
+from joint_ere.training.trainer import GradientDescentTrainer
+from tests.conftest import FIXTURES, tiny_config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("trained")
+    config = folder / "config.json"
+    config.write_text(json.dumps(tiny_config(epochs=3)))
+    assert main(["train", str(config), "-s", str(folder / "run")]) == 0
+    return folder / "run"
+
+
+def test_serialization_directory_layout(trained):
+    for name in ("config.json", "vocabulary/tokens.txt", "vocabulary/entity_labels.txt", "out.log", "best.th",
+                 "metrics.json", "model.tar.gz", "metrics_epoch_0.json", "metrics_epoch_2.json"):
+        assert (trained / name).exists(), name
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert {"best_epoch", "training_duration", "best_validation_re_strict_micro_f1"} <= set(metrics)
+    assert "epoch 3/3" in (trained / "out.log").read_text()
+    with tarfile.open(trained / "model.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"config.json", "weights.th", "meta.json", "vocabulary"} <= names
+
+
+def test_existing_directory_needs_force_or_recover(trained, capsys):
+    assert main(["train", str(trained / "config.json"), "-s", str(trained)]) == 1
+    assert "--force" in capsys.readouterr().err
+
+
+def test_evaluate_writes_metrics_and_predictions(trained, tmp_path):
+    out, predictions = tmp_path / "metrics.json", tmp_path / "predictions.jsonl"
+    assert main(["evaluate", str(trained / "model.tar.gz"), str(FIXTURES / "dev.json"), "--output-file", str(out),
+                 "--predictions-output-file", str(predictions), "--batch-size", "2"]) == 0
+    metrics = json.loads(out.read_text())
+    for task in ("ner", "re", "re_strict"):
+        for kind in ("micro", "macro"):
+            assert 0.0 <= metrics[f"{task}_{kind}_f1"] <= 1.0
+    # the predictions are documents that the reader reads back, and scoring them gives the same numbers
+    docs = SpertJsonReader().read_documents(str(predictions))
+    gold = SpertJsonReader().read_documents(str(FIXTURES / "dev.json"))
+    assert [d.tokens for d in docs] == [d.tokens for d in gold]
+    from joint_ere.metrics import EntityRelationMetrics
+
+    metric = EntityRelationMetrics()
+    metric(docs, gold)
+    assert metric.get_metric()["ner_micro_f1"] == pytest.approx(metrics["ner_micro_f1"])
+
+
+def test_evaluate_counts_unseen_labels_as_misses(trained, tmp_path):
+    records = json.loads((FIXTURES / "dev.json").read_text())
+    records[0]["entities"].append({"type": "Weapon", "start": 2, "end": 3})
+    records[0]["relations"].append({"type": "Uses", "head": 0, "tail": 2})
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(records))
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(trained / "model.tar.gz"), str(path), "--output-file", str(out), "--per-type"]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["ner_Weapon_recall"] == 0.0
+    assert metrics["re_Uses_recall"] == 0.0
+
+
+def test_predict_json_lines_and_spert_input(trained, tmp_path, capsys):
+    out = tmp_path / "predictions.jsonl"
+    assert main(["predict", str(trained / "model.tar.gz"), str(FIXTURES / "predict.jsonl"),
+                 "--output-file", str(out), "--silent", "--batch-size", "2"]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 4
+    assert lines[3]["tokens"] == ["Anna", "Lee", "lives", "in", "Paris", "."] and lines[3]["id"] == "extra"
+    for line in lines:
+        assert set(line) >= {"tokens", "entities", "relations"}
+        for entity in line["entities"]:
+            assert 0 <= entity["start"] < entity["end"] <= len(line["tokens"]) and 0 <= entity["score"] <= 1
+        for relation in line["relations"]:
+            assert relation["head"] < len(line["entities"]) and relation["score"] > 0.5
+    assert main(["predict", str(trained / "model.tar.gz"), str(FIXTURES / "dev.json")]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(printed) == 3
+
+
+def test_predict_bad_input_writes_nothing(trained, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"tokens": ["ok"]}\n{"tokens": []}\n')
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", str(trained / "model.tar.gz"), str(bad), "--output-file", str(out)]) == 1
+    assert not out.exists() and not (tmp_path / "out.jsonl.tmp").exists()
+    bad.write_text('{"tokens": ["ok"]}\n{"tokens": ["x"\n')
+    assert main(["predict", str(trained / "model.tar.gz"), str(bad), "--output-file", str(out)]) == 1
+    assert "line 2" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_predict_names_the_bad_record(trained, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"tokens": ["ok"]}\n{"tokens": []}\n')
+    assert main(["predict", str(trained / "model.tar.gz"), str(bad), "--silent"]) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and "record 1" in err and "empty token list" in err
+
+
+def test_archive_extraction_refuses_paths_outside(tmp_path):
+    evil = tmp_path / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as tar:
+        data = b"{}"
+        info = tarfile.TarInfo("../../escaped.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(ConfigurationError, match="outside"):
+        load_archive(str(evil))
+    assert not (tmp_path.parent / "escaped.json").exists()
+
+
+def test_recover_ends_where_an_uninterrupted_run_would(tmp_path, monkeypatch):
+    config = tiny_config(epochs=4, dropout=0.2)
+    config["trainer"]["learning_rate_scheduler"] = {"type": "linear_with_warmup", "warmup_steps": 2}
+    config["data_loader"] = {"batch_sampler": {"type": "bucket", "batch_size": 3}}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert main(["train", str(path), "-s", str(tmp_path / "whole")]) == 0
+
+    original = GradientDescentTrainer._train_epoch
+
+    def interrupted(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(GradientDescentTrainer, "_train_epoch", interrupted)
+    assert main(["train", str(path), "-s", str(tmp_path / "split")]) == 130
+    assert not (tmp_path / "split" / "model.tar.gz").exists()
+    monkeypatch.setattr(GradientDescentTrainer, "_train_epoch", original)
+    assert main(["train", str(path), "-s", str(tmp_path / "split"), "-r"]) == 0
+
+    whole = torch.load(tmp_path / "whole" / "model_state_e3.th", weights_only=True)
+    split = torch.load(tmp_path / "split" / "model_state_e3.th", weights_only=True)
+    assert whole.keys() == split.keys()
+    for key in whole:
+        assert torch.equal(whole[key], split[key]), key
+    a = json.loads((tmp_path / "whole" / "metrics_epoch_3.json").read_text())
+    b = json.loads((tmp_path / "split" / "metrics_epoch_3.json").read_text())
+    assert a["validation_loss"] == b["validation_loss"] and a["best_epoch"] == b["best_epoch"]
+
+
+def test_amp_needs_cuda(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    config = tiny_config(epochs=1)
+    config["trainer"]["use_amp"] = True
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config))
+    assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 1
+    assert "trainer.use_amp" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_trains_on_cuda_with_amp(tmp_path):
+    config = tiny_config(epochs=2)
+    config["trainer"].update({"cuda_device": 0, "use_amp": True})
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config))
+    assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 0
+    archive = load_archive(str(tmp_path / "run" / "model.tar.gz"), cuda_device=0)
+    assert next(archive.model.parameters()).is_cuda
+    assert main(["evaluate", str(tmp_path / "run" / "model.tar.gz"), str(FIXTURES / "dev.json"),
+                 "--cuda-device", "0"]) == 0

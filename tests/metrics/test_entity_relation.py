@@ -1,0 +1,75 @@
+import pytest
+
+from joint_ere.data import Document, Entity, Relation
+from joint_ere.metrics import EntityRelationMetrics
+
+TOKENS = ["John", "Smith", "works", "for", "Acme", "in", "Boston", "."]
+
+
+def doc(entities, relations=()):
+    return Document(TOKENS, [Entity(t, s, e) for t, s, e in entities], [Relation(t, h, tl) for t, h, tl in relations])
+
+
+GOLD = doc([("Peop", 0, 2), ("Org", 4, 5), ("Loc", 6, 7)], [("Work_For", 0, 1), ("OrgBased_In", 1, 2)])
+
+
+def test_perfect_prediction_scores_one():
+    metric = EntityRelationMetrics()
+    metric([GOLD], [GOLD])
+    values = metric.get_metric()
+    for task in ("ner", "re", "re_strict"):
+        assert values[f"{task}_micro_f1"] == 1.0
+        assert values[f"{task}_macro_f1"] == 1.0
+
+
+def test_hand_computed_values():
+    # NER: Peop right; "Acme" typed Loc (wrong type); Boston right; one spurious Org at "John".
+    predicted = doc([("Peop", 0, 2), ("Loc", 4, 5), ("Loc", 6, 7), ("Org", 0, 1)],
+                    [("Work_For", 0, 1), ("OrgBased_In", 1, 2), ("Work_For", 3, 2)])
+    metric = EntityRelationMetrics()
+    metric([predicted], [GOLD])
+    v = metric.get_metric(per_type=True)
+    # ner: tp=2 (Peop, Loc Boston), fp=2 (Loc Acme, Org John), fn=1 (Org Acme)
+    assert v["ner_micro_precision"] == pytest.approx(2 / 4)
+    assert v["ner_micro_recall"] == pytest.approx(2 / 3)
+    assert v["ner_micro_f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    # per type: Peop 1/1/1; Loc p=1/2 r=1 f=2/3; Org p=0 r=0 f=0 -> macro f1 = (1 + 2/3 + 0) / 3
+    assert v["ner_Loc_f1"] == pytest.approx(2 / 3)
+    assert v["ner_Org_f1"] == 0.0
+    assert v["ner_macro_f1"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+    # RE boundaries ignore entity types: both gold relations are found; one spurious Work_For.
+    assert v["re_micro_precision"] == pytest.approx(2 / 3)
+    assert v["re_micro_recall"] == 1.0
+    assert v["re_Work_For_f1"] == pytest.approx(2 * 0.5 * 1 / 1.5)
+    assert v["re_OrgBased_In_f1"] == 1.0
+    # RE+ also needs both entity types: the Work_For tail and the OrgBased_In head are typed Loc, not Org.
+    assert v["re_strict_micro_precision"] == 0.0
+    assert v["re_strict_micro_recall"] == 0.0
+    assert v["re_strict_micro_f1"] == 0.0
+
+
+def test_counts_accumulate_and_reset():
+    metric = EntityRelationMetrics()
+    metric([GOLD], [GOLD])
+    metric([doc([])], [GOLD])
+    v = metric.get_metric(reset=True)
+    assert v["ner_micro_precision"] == 1.0
+    assert v["ner_micro_recall"] == pytest.approx(0.5)
+    assert metric.get_metric()["ner_micro_f1"] == 0.0
+
+
+def test_duplicates_count_once_and_unknown_gold_type_is_a_miss():
+    predicted = doc([("Peop", 0, 2), ("Peop", 0, 2)])
+    gold = doc([("Peop", 0, 2), ("NeverSeen", 4, 5)])
+    metric = EntityRelationMetrics()
+    metric([predicted], [gold])
+    v = metric.get_metric(per_type=True)
+    assert v["ner_micro_precision"] == 1.0
+    assert v["ner_micro_recall"] == 0.5
+    assert v["ner_NeverSeen_recall"] == 0.0
+    assert v["ner_macro_f1"] == pytest.approx(0.5)
+
+
+def test_mismatched_lengths_raise():
+    with pytest.raises(ValueError):
+        EntityRelationMetrics()([GOLD], [GOLD, GOLD])

@@ -1,0 +1,101 @@
+import json
+import random
+
+import pytest
+import torch
+from allennlp_light.modules import ConditionalRandomField
+from allennlp_light.modules.conditional_random_field.conditional_random_field import allowed_transitions
+
+from joint_ere.commands.train import train_model
+from joint_ere.common import Params
+from joint_ere.data import Vocabulary
+from joint_ere.modules.tagging import CrfTagDecoder, TagScheme, batched_viterbi
+from tests.conftest import FIXTURES, tiny_config
+
+
+@pytest.mark.parametrize("encoding", ["BIO", "BIOUL"])
+def test_spans_to_tags_and_back(encoding):
+    scheme = TagScheme(["Peop", "Org"], encoding)
+    entities = torch.tensor([[[0, 2, 0], [3, 4, 1], [5, 8, 1]], [[1, 2, 0], [-1, -1, -1], [-1, -1, -1]]])
+    tags = scheme.spans_to_tags(entities, 9)
+    names = [[scheme.tags[t] for t in row] for row in tags.tolist()]
+    if encoding == "BIO":
+        assert names[0] == ["B-Peop", "I-Peop", "O", "B-Org", "O", "B-Org", "I-Org", "I-Org", "O"]
+    else:
+        assert names[0] == ["B-Peop", "L-Peop", "O", "U-Org", "O", "B-Org", "I-Org", "L-Org", "O"]
+    assert scheme.tags_to_spans(tags[0].tolist()) == [(0, 2, 0), (3, 4, 1), (5, 8, 1)]
+    assert scheme.tags_to_spans(tags[1].tolist()) == [(1, 2, 0)]
+
+
+def test_overlapping_gold_entities_keep_the_first_and_longest():
+    scheme = TagScheme(["A"], "BIO")
+    tags = scheme.spans_to_tags(torch.tensor([[[1, 3, 0], [0, 4, 0], [2, 3, 0]]]), 5)
+    assert scheme.tags_to_spans(tags[0].tolist()) == [(0, 4, 0)]
+
+
+def test_lenient_decoding_of_invalid_sequences():
+    scheme = TagScheme(["A", "B"], "BIO")
+    i_a, i_b, b_a = scheme.tag_id("I", 0), scheme.tag_id("I", 1), scheme.tag_id("B", 0)
+    assert scheme.tags_to_spans([i_a, i_a, i_b, 0, b_a]) == [(0, 2, 0), (2, 3, 1), (4, 5, 0)]
+
+
+def test_batched_viterbi_matches_allennlp_light():
+    torch.manual_seed(0)
+    labels = ["O", "B-A", "I-A", "B-B", "I-B"]
+    crf = ConditionalRandomField(5, allowed_transitions("BIO", dict(enumerate(labels))))
+    torch.nn.init.normal_(crf.transitions)
+    torch.nn.init.normal_(crf.start_transitions)
+    torch.nn.init.normal_(crf.end_transitions)
+    logits = torch.randn(6, 9, 5)
+    mask = torch.zeros(6, 9, dtype=torch.bool)
+    for row, length in enumerate([9, 1, 4, 7, 2, 9]):
+        mask[row, :length] = True
+    expected = [tags for tags, _ in crf.viterbi_tags(logits, mask)]
+    decoder = CrfTagDecoder.__new__(CrfTagDecoder)
+    torch.nn.Module.__init__(decoder)
+    decoder.crf = crf
+    got = decoder.decode(logits, mask)
+    for row, tags in enumerate(expected):
+        assert got[row, : len(tags)].tolist() == tags
+        assert (got[row, len(tags):] == 0).all()
+
+
+def test_relation_target_uses_last_tokens(tmp_path):
+    from joint_ere.common.params import construct
+    from joint_ere.data import SpertJsonReader
+    from joint_ere.models import Model
+
+    config = tiny_config()
+    instances = SpertJsonReader().read(str(FIXTURES / "train.json"))
+    vocab = Vocabulary.from_instances(instances)
+    config["model"]["text_field_embedder"]["token_embedders"].pop("token_characters")
+    config["model"]["text_field_embedder"]["token_embedders"]["tokens"].pop("pretrained_file")
+    config["model"]["shared_encoder"]["input_size"] = 10
+    model = construct(Model, config["model"], "model", vocab=vocab)
+    entities = torch.tensor([[[0, 2, 0], [3, 5, 1], [6, 7, 2]]])
+    relations = torch.tensor([[[0, 1, 1], [1, 2, 0], [-1, -1, -1]]])
+    target = model._relation_target(entities, relations, 8)
+    assert target.sum() == 2
+    assert target[0, 1, 4, 1] == 1 and target[0, 4, 6, 0] == 1
+
+
+def overfit_config(tmp_path, decoder):
+    config = tiny_config(train=FIXTURES / "train.json", dev=FIXTURES / "train.json", epochs=100,
+                         ner_decoder=decoder, dropout=0.0)
+    config["trainer"]["validation_metric"] = "+re_strict_micro_f1"
+    config["trainer"]["patience"] = None
+    return config
+
+
+@pytest.mark.parametrize("decoder", [{"type": "crf", "label_encoding": "BIO"},
+                                     {"type": "softmax", "label_encoding": "BIOUL"}])
+def test_overfits_a_few_sentences_to_f1_one(tmp_path, decoder):
+    random.seed(0)
+    torch.manual_seed(0)
+    config = overfit_config(tmp_path, decoder)
+    train_model(Params(config), str(tmp_path / "run"))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["best_validation_ner_micro_f1"] == 1.0
+    assert metrics["best_validation_ner_macro_f1"] == 1.0
+    assert metrics["best_validation_re_strict_micro_f1"] == 1.0
+    assert metrics["best_validation_re_strict_macro_f1"] == 1.0

@@ -1,0 +1,114 @@
+import json
+import sys
+import textwrap
+
+import pytest
+
+from joint_ere.commands import main
+from joint_ere.common import ConfigurationError, load_config
+from joint_ere.commands.train import train_model
+from tests.conftest import ROOT, needs_shared_data, tiny_config
+
+
+def train_error(config, tmp_path, capsys):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    code = main(["train", str(path), "-s", str(tmp_path / "run")])
+    assert code == 1
+    assert not (tmp_path / "run").exists(), "nothing may be written on a config error"
+    return capsys.readouterr().err
+
+
+def test_unknown_key_names_its_path(tmp_path, capsys):
+    config = tiny_config()
+    config["model"]["shared_encoder"]["hidden_sizee"] = 3
+    err = train_error(config, tmp_path, capsys)
+    assert "model.shared_encoder.hidden_sizee" in err
+
+
+def test_unknown_top_level_key(tmp_path, capsys):
+    config = tiny_config()
+    config["trainerr"] = {}
+    assert "trainerr" in train_error(config, tmp_path, capsys)
+
+
+def test_missing_required_key_names_its_path(tmp_path, capsys):
+    config = tiny_config()
+    del config["model"]["re_encoder"]
+    assert "model.re_encoder: missing required key" in train_error(config, tmp_path, capsys)
+
+
+def test_nested_missing_key(tmp_path, capsys):
+    config = tiny_config()
+    del config["model"]["text_field_embedder"]["token_embedders"]["tokens"]["embedding_dim"]
+    assert "model.text_field_embedder.token_embedders.tokens.embedding_dim" in train_error(config, tmp_path, capsys)
+
+
+def test_wrong_type_names_its_path(tmp_path, capsys):
+    config = tiny_config()
+    config["trainer"]["num_epochs"] = "many"
+    err = train_error(config, tmp_path, capsys)
+    assert "trainer.num_epochs" in err
+
+
+def test_unknown_registered_name(tmp_path, capsys):
+    config = tiny_config()
+    config["model"]["ner_encoder"] = {"type": "no_such_encoder"}
+    assert "model.ner_encoder" in train_error(config, tmp_path, capsys)
+
+
+def test_dimension_mismatch_names_keys(tmp_path, capsys):
+    config = tiny_config()
+    config["model"]["re_encoder"]["input_size"] = 7
+    err = train_error(config, tmp_path, capsys)
+    assert "model.re_encoder" in err and "24" in err
+
+
+def test_missing_data_file(tmp_path, capsys):
+    config = tiny_config(train=tmp_path / "absent.json")
+    err = train_error(config, tmp_path, capsys)
+    assert "absent.json" in err and "not found" in err
+
+
+def test_overrides_and_ext_vars(tmp_path, monkeypatch):
+    path = tmp_path / "c.jsonnet"
+    path.write_text("{a: std.extVar('MY_SIZE'), b: {c: 1, d: 2}}")
+    monkeypatch.setenv("MY_SIZE", "7")
+    params = load_config(str(path), '{"b.c": 5}')
+    assert params.as_dict() == {"a": "7", "b": {"c": 5, "d": 2}}
+
+
+def test_bad_jsonnet_is_a_configuration_error(tmp_path):
+    path = tmp_path / "c.jsonnet"
+    path.write_text("{a: }")
+    with pytest.raises(ConfigurationError, match="c.jsonnet"):
+        load_config(str(path))
+
+
+def test_include_package_registers_user_classes(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_ext.py").write_text(textwrap.dedent("""
+        from joint_ere.data import DatasetReader, SpertJsonReader
+
+        @DatasetReader.register("shouting_reader")
+        class ShoutingReader(SpertJsonReader):
+            pass
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = tiny_config(epochs=1)
+    config["dataset_reader"]["type"] = "shouting_reader"
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert main(["train", str(path), "-s", str(tmp_path / "run"), "--dry-run"]) == 1  # not imported: unknown
+    assert main(["train", str(path), "-s", str(tmp_path / "run"), "--dry-run", "--include-package", "my_ext"]) == 0
+    sys.modules.pop("my_ext", None)
+
+
+@needs_shared_data
+@pytest.mark.parametrize("config", ["conll04.jsonnet", "ade.jsonnet"])
+def test_shipped_configs_build(config, capsys, monkeypatch):
+    monkeypatch.setenv("GLOVE_50D", str(ROOT / "fixtures" / "data" / "glove_tiny.10d.txt"))
+    params = load_config(str(ROOT / "training_config" / config))
+    assert "test" not in json.dumps(params.get("train_data_path"))
+    assert train_model(params, "/nonexistent/never-written", dry_run=True) is None
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["datasets"][0]["sentences"] in (922, 3845)

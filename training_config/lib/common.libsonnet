@@ -1,0 +1,63 @@
+// Shared pieces of the joint-ere configs.
+//
+// Data: every path goes through `data(relative)`. With JOINT_ERE_DATA set (e.g. to ../shared/data) the files
+// are read from there; otherwise they are downloaded once from SpERT's public copies (same relative layout).
+// GloVe: GLOVE_50D names a local glove.6B.50d.txt(.gz); otherwise AllenNLP's public copy is downloaded.
+local data_root = std.extVar('JOINT_ERE_DATA');
+local glove_file = std.extVar('GLOVE_50D');
+
+{
+  spert_url:: 'http://lavis.cs.hs-rm.de/storage/spert/public/datasets/',
+  data(relative):: (if data_root == '' then self.spert_url else std.rstripChars(data_root, '/') + '/') + relative,
+  glove_50d:: if glove_file == '' then 'https://allennlp.s3.amazonaws.com/datasets/glove/glove.6B.50d.txt.gz'
+              else glove_file,
+
+  // Words (lowercased, for GloVe 6B) and their characters.
+  glove_and_chars_indexers:: {
+    tokens: {type: 'single_id', lowercase_tokens: true},
+    token_characters: {type: 'characters', min_padding_length: 3},
+  },
+  glove_and_chars_embedder(char_dim=25, char_filters=50):: {
+    token_embedders: {
+      tokens: {type: 'embedding', embedding_dim: 50, pretrained_file: $.glove_50d, trainable: true},
+      token_characters: {
+        type: 'character_encoding',
+        embedding: {embedding_dim: char_dim, vocab_namespace: 'token_characters'},
+        encoder: {type: 'cnn', embedding_dim: char_dim, num_filters: char_filters, ngram_filter_sizes: [3]},
+      },
+    },
+  },
+
+  bilstm(input_size, hidden_size, num_layers):: if num_layers == 0
+    then {type: 'pass_through', input_dim: input_size}
+    else {type: 'lstm', input_size: input_size, hidden_size: hidden_size, num_layers: num_layers,
+          bidirectional: true},
+
+  // The Crone 2020 model: `shared`, `ner` and `re` BiLSTM layers (any may be 0) over `input_dim` features.
+  crone(input_dim, hidden, shared, ner, re):: {
+    local shared_out = if shared == 0 then input_dim else 2 * hidden,
+    type: 'multi_head_selection',
+    shared_encoder: $.bilstm(input_dim, hidden, shared),
+    ner_encoder: $.bilstm(shared_out, hidden, ner),
+    re_encoder: $.bilstm(shared_out, hidden, re),
+    ner_decoder: {type: 'crf', label_encoding: 'BIO'},
+  },
+
+  base:: {
+    random_seed: 13370,
+    numpy_seed: 1337,
+    pytorch_seed: 133,
+    data_loader: {batch_sampler: {type: 'bucket', batch_size: 32}},
+    validation_data_loader: {batch_size: 64},
+    trainer: {
+      type: 'gradient_descent',
+      optimizer: {type: 'adam', lr: 1e-3},
+      num_epochs: 60,
+      patience: 15,
+      grad_norm: 5.0,
+      validation_metric: '+re_strict_macro_f1',
+      cuda_device: -1,
+      checkpointer: {keep_most_recent_by_count: 1},
+    },
+  },
+}
