@@ -1,0 +1,101 @@
+"""
+Training and prediction speed (sentences/s) and prediction peak memory for a config (default: CoNLL04).
+
+    JOINT_ERE_DATA=../shared/data GLOVE_50D=... python benchmarks/speed.py [--config training_config/conll04.jsonnet]
+        [--archive runs/conll04/model.tar.gz] [--epochs 2] [--threads N]
+
+Training: full epochs over the training split (forward, backward, optimizer step), after one warm-up epoch.
+Prediction: the predictor over the validation split with batch 64, in this process; peak RSS: a separate
+`allennlp predict` process over the same file (the whole command: imports, archive loading, prediction).
+Without --archive, a model is trained for one epoch and archived in a temp folder first.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+import joint_ere  # noqa: F401
+from joint_ere.archival import archive_model, load_archive
+from joint_ere.commands.train import train_model
+from joint_ere.common import construct, load_config
+from joint_ere.data import DataLoader, DatasetReader, Vocabulary
+from joint_ere.models import Model
+from joint_ere.predictors import Predictor
+
+
+def training_speed(config: str, epochs: int) -> float:
+    params = load_config(config).as_dict(quiet=True)
+    reader = construct(DatasetReader, params["dataset_reader"], "dataset_reader")
+    train = reader.read(params["train_data_path"])
+    vocab = Vocabulary.from_instances(train)
+    model = construct(Model, params["model"], "model", vocab=vocab)
+    loader = construct(DataLoader, params["data_loader"], "data_loader", instances=train)
+    loader.index_with(vocab)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+
+    def epoch() -> None:
+        for batch in loader:
+            model(**batch)["loss"].backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+    epoch()  # warm-up
+    started = time.perf_counter()
+    for _ in range(epochs):
+        epoch()
+    return epochs * len(train) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="training_config/conll04.jsonnet")
+    parser.add_argument("--archive", help="a trained model.tar.gz for the prediction measurements")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = {"config": args.config, "torch_threads": torch.get_num_threads()}
+    results["train_sentences_per_second"] = round(training_speed(args.config, args.epochs), 1)
+
+    params = load_config(args.config).as_dict(quiet=True)
+    with tempfile.TemporaryDirectory() as temp:
+        archive_path = args.archive
+        if archive_path is None:
+            config = load_config(args.config, {"trainer": {**params["trainer"], "num_epochs": 1,
+                                                           "show_progress": False}})
+            train_model(config, os.path.join(temp, "run"))
+            archive_path = os.path.join(temp, "run", "model.tar.gz")
+        archive = load_archive(archive_path)
+        predictor = Predictor.from_archive(archive)
+        documents = archive.validation_dataset_reader.read_documents(params["validation_data_path"])
+        documents.sort(key=lambda d: len(d.tokens))
+        for _ in range(2):  # the first pass warms up
+            started = time.perf_counter()
+            for i in range(0, len(documents), 64):
+                predictor.predict_documents(documents[i: i + 64])
+            elapsed = time.perf_counter() - started
+        results["predict_sentences_per_second"] = round(len(documents) / elapsed, 1)
+
+        local = os.path.join(temp, "input.json")
+        with open(local, "w", encoding="utf-8") as handle:
+            json.dump([{"tokens": d.tokens} for d in documents], handle)
+        command = [sys.executable, "-m", "joint_ere", "predict", archive_path, local, "--silent",
+                   "--output-file", os.path.join(temp, "out.jsonl")]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, stderr=subprocess.DEVNULL)
+        results["predict_command_seconds"] = round(time.perf_counter() - started, 2)
+        results["predict_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+        results["predict_sentences"] = len(documents)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

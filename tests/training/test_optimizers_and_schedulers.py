@@ -1,0 +1,89 @@
+import gzip
+
+import pytest
+import torch
+
+from joint_ere.common import ConfigurationError, Params, construct
+from joint_ere.data import Vocabulary
+from joint_ere.modules import Embedding
+from joint_ere.training import LearningRateScheduler, Optimizer
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = torch.nn.Linear(2, 2)
+        self.head = torch.nn.Linear(2, 1)
+
+
+def test_parameter_groups_by_regex():
+    model = Tiny()
+    optimizer = construct(Optimizer, {"type": "adamw", "lr": 0.1, "weight_decay": 0.01,
+                                      "parameter_groups": [[["^encoder\\.weight$"], {"lr": 0.01, "weight_decay": 0}],
+                                                           [["bias"], {"requires_grad": False}]]},
+                          "trainer.optimizer", model_parameters=list(model.named_parameters()))
+    groups = optimizer.param_groups
+    assert len(groups) == 2  # the frozen biases leave no group behind
+    assert groups[0]["lr"] == 0.01 and groups[0]["weight_decay"] == 0
+    assert groups[1]["lr"] == 0.1 and groups[1]["params"] == [model.head.weight]
+    assert not model.encoder.bias.requires_grad
+
+
+def test_parameter_group_matching_nothing_is_an_error():
+    with pytest.raises(ConfigurationError, match="match no parameter"):
+        construct(Optimizer, {"type": "sgd", "lr": 0.1, "parameter_groups": [[["nope"], {}]]}, "trainer.optimizer",
+                  model_parameters=list(Tiny().named_parameters()))
+
+
+def test_linear_with_warmup_schedule():
+    model = Tiny()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = construct(LearningRateScheduler, {"type": "linear_with_warmup", "warmup_steps": 3},
+                          "trainer.learning_rate_scheduler", optimizer=optimizer, num_epochs=2,
+                          num_steps_per_epoch=5)
+    lrs = []
+    for _ in range(10):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        scheduler.step_batch()
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lrs[4:] == pytest.approx([6 / 7, 5 / 7, 4 / 7, 3 / 7, 2 / 7, 1 / 7])
+    state = scheduler.state_dict()
+    optimizer.param_groups[0]["lr"] = 123.0
+    scheduler.load_state_dict(state)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
+
+
+def test_reduce_on_plateau_halves_after_patience():
+    optimizer = torch.optim.SGD(Tiny().parameters(), lr=1.0)
+    scheduler = construct(LearningRateScheduler, {"type": "reduce_on_plateau", "patience": 1, "factor": 0.5},
+                          "trainer.learning_rate_scheduler", optimizer=optimizer, mode="max")
+    for metric in (0.5, 0.6, 0.6, 0.6):
+        scheduler.step(metric)
+    assert optimizer.param_groups[0]["lr"] == 0.5
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_pretrained_embeddings_keep_vocabulary_words(tmp_path, compressed):
+    vocab = Vocabulary()
+    for word in ("the", "cat", "zyx"):
+        vocab.add_token_to_namespace(word)
+    lines = "the 1 2 3\nunrelated 9 9 9\ncat 4 5 6\n"
+    path = tmp_path / ("vectors.txt.gz" if compressed else "vectors.txt")
+    if compressed:
+        with gzip.open(path, "wt") as handle:
+            handle.write(lines)
+    else:
+        path.write_text(lines)
+    embedding = Embedding(vocab, 3, pretrained_file=str(path))
+    assert embedding.weight[vocab.get_token_index("cat")].tolist() == [4, 5, 6]
+    assert embedding.weight[0].tolist() == [0, 0, 0]
+    assert embedding.coverage == pytest.approx(2 / 3)
+
+
+def test_pretrained_dimension_mismatch_names_the_line(tmp_path):
+    vocab = Vocabulary()
+    vocab.add_token_to_namespace("cat")
+    path = tmp_path / "v.txt"
+    path.write_text("cat 1 2\n")
+    with pytest.raises(ConfigurationError, match="line 1"):
+        Embedding(vocab, 3, pretrained_file=str(path))
