@@ -2,6 +2,7 @@
 from collections import Counter
 from typing import Dict, List
 
+import numpy
 import torch
 from tango.common import Registrable
 
@@ -48,10 +49,10 @@ class SingleIdTokenIndexer(TokenIndexer):
         return [vocab.get_token_index(self._normalise(t), self.namespace) for t in tokens]
 
     def as_padded_tensor(self, indexed: List[List[int]], length: int) -> Dict[str, torch.Tensor]:
-        out = torch.zeros(len(indexed), length, dtype=torch.long)
+        out = numpy.zeros((len(indexed), length), dtype=numpy.int64)
         for row, ids in enumerate(indexed):
-            out[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        return {"tokens": out}
+            out[row, : len(ids)] = ids
+        return {"tokens": torch.from_numpy(out)}
 
 
 @TokenIndexer.register("characters")
@@ -84,8 +85,8 @@ class TokenCharactersIndexer(TokenIndexer):
 
     def as_padded_tensor(self, indexed: List[List[List[int]]], length: int) -> Dict[str, torch.Tensor]:
         width = max([self.min_padding_length, 1] + [len(w) for words in indexed for w in words])
-        out = torch.zeros(len(indexed), length, width, dtype=torch.long)
+        out = numpy.zeros((len(indexed), length, width), dtype=numpy.int64)
         for row, words in enumerate(indexed):
             for col, chars in enumerate(words):
-                out[row, col, : len(chars)] = torch.tensor(chars, dtype=torch.long)
-        return {"token_characters": out}
+                out[row, col, : len(chars)] = chars
+        return {"token_characters": torch.from_numpy(out)}

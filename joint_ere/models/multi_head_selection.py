@@ -102,23 +102,27 @@ class MultiHeadSelection(Model):
             tags_for_re = predicted_tags
 
         z = torch.cat([self.dropout(self.re_encoder(shared, mask)), self.label_embedding(tags_for_re)], dim=-1)
-        # (B, T, 1, H) + (B, 1, T, H) -> (B, T, T, R): row i is the head token, column j the tail token.
-        hidden = self.activation(self.head_projection(z).unsqueeze(2) + self.tail_projection(z).unsqueeze(1))
-        relation_logits = self.relation_scorer(hidden)
+        head, tail = self.head_projection(z), self.tail_projection(z)  # W z_i + b, U z_j: (B, T, H)
 
-        output: Dict[str, Any] = {"mask": mask, "tag_logits": tag_logits, "relation_logits": relation_logits,
+        output: Dict[str, Any] = {"mask": mask, "tag_logits": tag_logits, "head": head, "tail": tail,
                                   "predicted_tags": predicted_tags, "metadata": metadata}
         if gold_tags is not None and relations is not None:
+            # (B, T, 1, H) + (B, 1, T, H) -> (B, T, T, R): row i is the head token, column j the tail token.
+            relation_logits = self._score_pairs(head, tail)
             ner_loss = self.ner_decoder.loss(tag_logits, gold_tags, mask) / batch
             target = self._relation_target(entities, relations, length)
-            pair_mask = (mask.unsqueeze(2) & mask.unsqueeze(1)).unsqueeze(-1).to(relation_logits.dtype)
+            pair_mask = (mask.unsqueeze(2) & mask.unsqueeze(1)).unsqueeze(-1).float()
             re_loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                relation_logits.float(), target, weight=pair_mask.float(), reduction="sum") / batch
+                relation_logits.float(), target, weight=pair_mask, reduction="sum") / batch
             output["ner_loss"], output["re_loss"] = ner_loss, re_loss
             output["loss"] = ner_loss + self.re_loss_weight * re_loss
             if not self.training and metadata is not None:
                 self.metrics(self.make_output_human_readable(output), metadata)
         return output
+
+    def _score_pairs(self, head: torch.Tensor, tail: torch.Tensor) -> torch.Tensor:
+        """s(i, j, r) = V_r . f(W z_i + U z_j + b) for every i of ``head`` and j of ``tail``: (B, I, J, R)."""
+        return self.relation_scorer(self.activation(head.unsqueeze(2) + tail.unsqueeze(1)))
 
     def _relation_target(self, entities: torch.Tensor, relations: torch.Tensor, length: int) -> torch.Tensor:
         """Dense (B, T, T, R) 0/1 targets at (last token of head, last token of tail, relation)."""
@@ -141,20 +145,20 @@ class MultiHeadSelection(Model):
         lengths = mask.sum(1).tolist()
         tag_probs = torch.softmax(output_dict["tag_logits"].float(), dim=-1)
         chosen = tag_probs.gather(2, tags.unsqueeze(2)).squeeze(2).cpu()
-        relation_probs = torch.sigmoid(output_dict["relation_logits"].float()).cpu()
         tags = tags.cpu().tolist()
+        spans = [self.scheme.tags_to_spans(row[:length]) for row, length in zip(tags, lengths)]
+        relation_probs = self._entity_pair_probabilities(output_dict["head"], output_dict["tail"], spans)
         entity_labels = self.vocab.get_index_to_token_vocabulary(ENTITY_LABELS)
         relation_labels = self.vocab.get_index_to_token_vocabulary(RELATION_LABELS)
         metadata = output_dict.get("metadata") or [None] * len(tags)
         documents = []
         for row, (length, source) in enumerate(zip(lengths, metadata)):
-            spans = self.scheme.tags_to_spans(tags[row][:length])
             entity_list = [Entity(entity_labels[label], start, end, chosen[row, start:end].mean().item())
-                           for start, end, label in spans]
+                           for start, end, label in spans[row]]
             relation_list: List[Relation] = []
-            if spans and self.num_relations:
-                last = torch.tensor([end - 1 for _, end, _ in spans])
-                probs = relation_probs[row][last][:, last]  # (E, E, R)
+            count = len(spans[row])
+            if count and self.num_relations:
+                probs = relation_probs[row, :count, :count]
                 for head, tail, label in (probs > self.relation_threshold).nonzero().tolist():
                     if head != tail:
                         relation_list.append(Relation(relation_labels[label], head, tail,
@@ -163,6 +167,18 @@ class MultiHeadSelection(Model):
             meta = dict(source.meta) if source is not None else {}
             documents.append(Document(list(tokens), entity_list, relation_list, meta))
         return documents
+
+    def _entity_pair_probabilities(self, head: torch.Tensor, tail: torch.Tensor, spans: List[list]) -> torch.Tensor:
+        """P(e_a, e_b, r) between predicted entities through their last tokens: (B, E, E, R) on the CPU.
+        Scoring only these pairs, not all T x T tokens, keeps prediction cheap."""
+        most = max([len(s) for s in spans] + [1])
+        last = torch.zeros(len(spans), most, dtype=torch.long)
+        for row, row_spans in enumerate(spans):
+            for index, (_, end, _) in enumerate(row_spans):
+                last[row, index] = end - 1
+        last = last.to(head.device).unsqueeze(-1).expand(-1, -1, head.size(-1))
+        logits = self._score_pairs(head.gather(1, last), tail.gather(1, last))
+        return torch.sigmoid(logits.float()).cpu()
 
 
 def _check_dims(key: str, got: int, what: str, expected: int) -> None:

@@ -13,6 +13,8 @@ from joint_ere.data.vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
 
+OOV_INDEX = 1  # @@UNKNOWN@@ in every padded namespace
+
 
 class TokenEmbedder(torch.nn.Module, Registrable):
     def get_output_dim(self) -> int:
@@ -32,11 +34,14 @@ class Embedding(TokenEmbedder):
         GloVe text format (``word v1 v2 ...``), plain or ``.gz``, local path or URL. Only words of the
         vocabulary are kept in memory; the coverage is logged. Words it lacks start random.
     trainable : `bool`, optional (default = `True`)
+    word_dropout : `float`, optional (default = `0.0`)
+        In training, replace each word by ``@@UNKNOWN@@`` with this probability, so the model learns to
+        tag words it has not seen (a strong regulariser on small data sets).
     """
 
     def __init__(self, vocab: Vocabulary, embedding_dim: int, vocab_namespace: str = "tokens",
                  pretrained_file: Optional[str] = None, trainable: bool = True,
-                 padding_index: int = 0) -> None:
+                 padding_index: int = 0, word_dropout: float = 0.0) -> None:
         super().__init__()
         num_embeddings = vocab.get_vocab_size(vocab_namespace)
         weight = torch.empty(num_embeddings, embedding_dim)
@@ -48,11 +53,15 @@ class Embedding(TokenEmbedder):
         self.weight = torch.nn.Parameter(weight, requires_grad=trainable)
         self.padding_index = padding_index
         self.output_dim = embedding_dim
+        self.word_dropout = word_dropout
 
     def get_output_dim(self) -> int:
         return self.output_dim
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.training and self.word_dropout > 0:
+            drop = (torch.rand(tokens.shape, device=tokens.device) < self.word_dropout) & (tokens != self.padding_index)
+            tokens = tokens.masked_fill(drop, OOV_INDEX)
         return torch.nn.functional.embedding(tokens, self.weight, padding_idx=self.padding_index)
 
 

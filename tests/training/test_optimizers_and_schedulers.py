@@ -87,3 +87,17 @@ def test_pretrained_dimension_mismatch_names_the_line(tmp_path):
     path.write_text("cat 1 2\n")
     with pytest.raises(ConfigurationError, match="line 1"):
         Embedding(vocab, 3, pretrained_file=str(path))
+
+
+def test_word_dropout_only_in_training():
+    vocab = Vocabulary()
+    for word in ("a", "b"):
+        vocab.add_token_to_namespace(word)
+    embedding = Embedding(vocab, 4, word_dropout=1.0)
+    tokens = torch.tensor([[2, 3, 0]])
+    embedding.eval()
+    assert torch.equal(embedding(tokens)[0, 0], embedding.weight[2])
+    embedding.train()
+    out = embedding(tokens)
+    assert torch.equal(out[0, 0], embedding.weight[1]) and torch.equal(out[0, 1], embedding.weight[1])
+    assert torch.equal(out[0, 2], torch.zeros(4))
