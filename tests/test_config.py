@@ -104,11 +104,37 @@ def test_include_package_registers_user_classes(tmp_path, monkeypatch, capsys):
 
 
 @needs_shared_data
-@pytest.mark.parametrize("config", ["conll04.jsonnet", "ade.jsonnet"])
-def test_shipped_configs_build(config, capsys, monkeypatch):
+@pytest.mark.parametrize("config, sentences", [("conll04.jsonnet", 922), ("ade.jsonnet", 3845),
+                                               ("conll04_all_shared.jsonnet", 922)])
+def test_shipped_configs_build(config, sentences, capsys, monkeypatch):
     monkeypatch.setenv("GLOVE_50D", str(ROOT / "fixtures" / "data" / "glove_tiny.10d.txt"))
     params = load_config(str(ROOT / "training_config" / config))
     assert "test" not in json.dumps(params.get("train_data_path"))
+    assert not params.get("evaluate_on_test", False)
     assert train_model(params, "/nonexistent/never-written", dry_run=True) is None
     stats = json.loads(capsys.readouterr().out)
-    assert stats["datasets"][0]["sentences"] in (922, 3845)
+    assert stats["datasets"][0]["sentences"] == sentences
+
+
+def test_ade_fold_is_selectable(monkeypatch):
+    monkeypatch.setenv("JOINT_ERE_DATA", "/data")
+    monkeypatch.setenv("ADE_FOLD", "7")
+    params = load_config(str(ROOT / "training_config" / "ade.jsonnet"))
+    assert params["train_data_path"] == "/data/ade/ade_split_7_train.json"
+    assert params["validation_data_path"] == "/data/ade/ade_split_7_test.json"
+
+
+def test_configs_fall_back_to_public_urls(monkeypatch):
+    monkeypatch.delenv("JOINT_ERE_DATA", raising=False)
+    monkeypatch.delenv("GLOVE_50D", raising=False)
+    params = load_config(str(ROOT / "training_config" / "conll04.jsonnet"))
+    assert params["train_data_path"].startswith("http://lavis.cs.hs-rm.de/storage/spert/public/datasets/conll04/")
+    embedder = params.as_dict()["model"]["text_field_embedder"]["token_embedders"]["tokens"]
+    assert embedder["pretrained_file"].startswith("https://")
+
+
+def test_quickstart_config_builds(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    params = load_config(str(ROOT / "training_config" / "quickstart.jsonnet"))
+    assert train_model(params, "/nonexistent/never-written", dry_run=True) is None
+    assert json.loads(capsys.readouterr().out)["datasets"][0]["sentences"] == 8

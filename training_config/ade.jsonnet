@@ -1,5 +1,7 @@
 // Crone 2020 / Bekoulis 2018 multi-head selection on ADE, one of the 10 cross-validation folds
-// (ADE_FOLD, default 0; Bekoulis/SpERT have no dev split, so the fold's test part is the validation data).
+// (ADE_FOLD, default 0). ADE has no dev split: as in Bekoulis and SpERT, the fold's test part is the
+// validation data, so the best epoch is chosen on it. Overlapping entities cannot all be BIO-tagged
+// (see joint_ere/modules/tagging.py); the ones left out still count as misses.
 //   ADE_FOLD=3 allennlp train training_config/ade.jsonnet -s runs/ade3
 local lib = import 'lib/common.libsonnet';
 local fold = std.extVar('ADE_FOLD');
@@ -8,11 +10,11 @@ lib.base + {
   dataset_reader: {type: 'spert_json', token_indexers: lib.glove_and_chars_indexers},
   train_data_path: lib.data('ade/ade_split_' + fold + '_train.json'),
   validation_data_path: lib.data('ade/ade_split_' + fold + '_test.json'),
-  model: lib.crone(50 + 50, hidden=64, shared=1, ner=1, re=1) + {
+  model: lib.crone(50 + 50, hidden=100, shared=2, ner=1, re=1) + {
     text_field_embedder: lib.glove_and_chars_embedder(),
     label_embedding_dim: 25,
     relation_hidden_dim: 64,
-    dropout: 0.3,
+    dropout: 0.5,
   },
-  trainer+: {num_epochs: 30, patience: 8},
+  trainer+: {num_epochs: 30, patience: 10},
 }
