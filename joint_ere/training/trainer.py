@@ -198,7 +198,12 @@ class GradientDescentTrainer(Trainer):
     def train(self) -> Dict[str, Any]:
         started = time.time()
         metrics: Dict[str, Any] = {}
-        for epoch in range(self.start_epoch, self.num_epochs):
+        last_metrics = os.path.join(self.serialization_dir, f"metrics_epoch_{self.start_epoch - 1}.json")
+        if self.start_epoch > 0 and os.path.exists(last_metrics):
+            with open(last_metrics, encoding="utf-8") as handle:
+                metrics = json.load(handle)
+        stopped_early = self.validation_data_loader is not None and self.tracker.should_stop_early()
+        for epoch in range(self.start_epoch, self.num_epochs if not stopped_early else self.start_epoch):
             epoch_started = time.time()
             train_metrics = self._train_epoch(epoch)
             validation_metrics = self._validate(epoch) if self.validation_data_loader is not None else {}

@@ -152,6 +152,13 @@ def test_recover_ends_where_an_uninterrupted_run_would(tmp_path, monkeypatch):
     b = json.loads((tmp_path / "split" / "metrics_epoch_3.json").read_text())
     assert a["validation_loss"] == b["validation_loss"] and a["best_epoch"] == b["best_epoch"]
 
+    # recovering a finished run trains nothing more and keeps its metrics
+    before = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    assert main(["train", str(path), "-s", str(tmp_path / "split"), "-r"]) == 0
+    after = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    assert after["best_epoch"] == before["best_epoch"] and after["epoch"] == 3
+    assert not (tmp_path / "split" / "metrics_epoch_4.json").exists()
+
 
 def test_amp_needs_cuda(tmp_path, capsys):
     if torch.cuda.is_available():
