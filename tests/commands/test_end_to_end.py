@@ -182,3 +182,31 @@ def test_trains_on_cuda_with_amp(tmp_path):
     assert next(archive.model.parameters()).is_cuda
     assert main(["evaluate", str(tmp_path / "run" / "model.tar.gz"), str(FIXTURES / "dev.json"),
                  "--cuda-device", "0"]) == 0
+
+
+BAD_RECORDS = {
+    "malformed JSON": '[{"tokens": ["a"]}, {"tokens": ["b"}]',
+    "outside the 2 tokens": [{"tokens": ["a", "b"], "entities": [{"type": "Peop", "start": 1, "end": 3}]}],
+    "start 1 >= end 1": [{"tokens": ["a", "b"], "entities": [{"type": "Peop", "start": 1, "end": 1}]}],
+    "points at a missing entity": [{"tokens": ["a", "b"], "entities": [{"type": "Peop", "start": 0, "end": 1}],
+                                    "relations": [{"type": "Work_For", "head": 0, "tail": 1}]}],
+    "empty token list": [{"tokens": []}],
+}
+
+
+@pytest.mark.parametrize("message", sorted(BAD_RECORDS))
+def test_train_and_evaluate_stop_on_bad_records(trained, tmp_path, capsys, message):
+    content = BAD_RECORDS[message]
+    good = json.loads((FIXTURES / "dev.json").read_text())
+    bad = tmp_path / "bad.json"
+    bad.write_text(content if isinstance(content, str) else json.dumps(good + content))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(tiny_config(dev=bad)))
+    assert main(["train", str(config), "-s", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and str(bad) in err and "record" in err
+    assert not (tmp_path / "run").exists()
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", str(trained / "model.tar.gz"), str(bad), "--output-file", str(out)]) == 1
+    assert message in capsys.readouterr().err
+    assert not out.exists()
