@@ -103,7 +103,11 @@ def train_model(params: Params, serialization_dir: str, recover: bool = False, f
     if unknown:
         raise ConfigurationError(f"vocabulary.datasets_for_vocab_creation: no dataset named {unknown}")
     instances = [inst for name in for_vocab for inst in datasets[name]]
-    vocab = construct(Vocabulary, vocab_params, "vocabulary", instances=instances)
+    saved_vocab = os.path.join(serialization_dir, "vocabulary")
+    if recover and os.path.isdir(saved_vocab):  # the checkpoint's weights are indexed by this vocabulary
+        vocab = Vocabulary.from_files(saved_vocab)
+    else:
+        vocab = construct(Vocabulary, vocab_params, "vocabulary", instances=instances)
 
     statistics = [dataset_statistics(name, data) for name, data in datasets.items()]
     for stats in statistics:
