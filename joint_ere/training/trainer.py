@@ -26,6 +26,8 @@ from joint_ere.training.optimizers import AdamOptimizer, Optimizer
 
 logger = logging.getLogger(__name__)
 
+PROGRESS_METRICS = ("ner_micro_f1", "re_strict_micro_f1")
+
 
 def dump_json(data: Any, path: str) -> None:
     """Writes JSON through a temporary file, so a reader never sees half a file."""
@@ -183,13 +185,17 @@ class GradientDescentTrainer(Trainer):
         self.model.eval()
         total, batches = 0.0, 0
         self.model.get_metrics(reset=True)
+        bar = tqdm(self.validation_data_loader, desc=f"epoch {epoch + 1}/{self.num_epochs} validation",
+                   leave=False, disable=not self.show_progress, dynamic_ncols=True)
         with torch.inference_mode():
-            for batch in tqdm(self.validation_data_loader, desc=f"epoch {epoch + 1}/{self.num_epochs} validation",
-                              leave=False, disable=not self.show_progress, dynamic_ncols=True):
+            for batch in bar:
                 output = self._forward(batch)
                 if "loss" in output:
                     total += output["loss"].item()
                     batches += 1
+                if self.show_progress:
+                    running = self.model.get_metrics()
+                    bar.set_postfix({k: f"{running[k]:.3f}" for k in PROGRESS_METRICS if k in running}, refresh=False)
         metrics = self.model.get_metrics(reset=True)
         metrics["loss"] = total / max(1, batches)
         return metrics
