@@ -210,3 +210,22 @@ def test_train_and_evaluate_stop_on_bad_records(trained, tmp_path, capsys, messa
     assert main(["evaluate", str(trained / "model.tar.gz"), str(bad), "--output-file", str(out)]) == 1
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_gradient_accumulation_matches_a_larger_batch(tmp_path):
+    def run(name, batch_size, steps):
+        config = tiny_config(epochs=1, dropout=0.0)
+        config["dataset_reader"]["token_indexers"].pop("token_characters")
+        embedders = config["model"]["text_field_embedder"]["token_embedders"]
+        embedders.pop("token_characters")
+        config["model"]["shared_encoder"]["input_size"] = 10
+        config["data_loader"] = {"batch_size": batch_size}
+        config["trainer"]["num_gradient_accumulation_steps"] = steps
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(config))
+        assert main(["train", str(path), "-s", str(tmp_path / name)]) == 0
+        return torch.load(tmp_path / name / "model_state_e0.th", weights_only=True)
+
+    whole, accumulated = run("whole", 4, 1), run("accumulated", 2, 2)
+    for key in whole:
+        assert torch.allclose(whole[key], accumulated[key], atol=1e-6), key
