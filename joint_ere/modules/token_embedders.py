@@ -5,7 +5,7 @@ import logging
 from typing import Dict, Optional
 
 import torch
-from allennlp_light.modules import Seq2VecEncoder, TimeDistributed
+from allennlp_light.modules import Seq2VecEncoder
 from tango.common import FromParams, Registrable
 
 from joint_ere.common.errors import ConfigurationError
@@ -109,17 +109,21 @@ class TokenCharactersEncoder(TokenEmbedder):
 
     def __init__(self, embedding: Embedding, encoder: Seq2VecEncoder, dropout: float = 0.0) -> None:
         super().__init__()
-        self._embedding = TimeDistributed(embedding)
-        self._encoder = TimeDistributed(encoder)
-        self._dropout = torch.nn.Dropout(dropout) if dropout > 0 else (lambda x: x)
+        self._embedding = embedding
+        self._encoder = encoder
+        self._dropout = torch.nn.Dropout(dropout) if dropout > 0 else torch.nn.Identity()
         self.output_dim = encoder.get_output_dim()
 
     def get_output_dim(self) -> int:
         return self.output_dim
 
     def forward(self, token_characters: torch.Tensor) -> torch.Tensor:
-        mask = token_characters != 0
-        return self._dropout(self._encoder(self._embedding(token_characters), mask))
+        # Each distinct word of the batch is encoded once ("the", "," and padding recur many times), then
+        # copied back to its positions: the same result as encoding every position, for about half the work.
+        *positions, width = token_characters.shape
+        words, inverse = torch.unique(token_characters.reshape(-1, width), dim=0, return_inverse=True)
+        encoded = self._encoder(self._embedding(words), words != 0)
+        return self._dropout(encoded[inverse].reshape(*positions, -1))
 
 
 class TextFieldEmbedder(torch.nn.Module, Registrable):

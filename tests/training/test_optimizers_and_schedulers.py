@@ -101,3 +101,25 @@ def test_word_dropout_only_in_training():
     out = embedding(tokens)
     assert torch.equal(out[0, 0], embedding.weight[1]) and torch.equal(out[0, 1], embedding.weight[1])
     assert torch.equal(out[0, 2], torch.zeros(4))
+
+
+def test_character_encoder_equals_encoding_every_position():
+    from allennlp_light.modules import TimeDistributed
+
+    from joint_ere.modules import TokenEmbedder
+
+    torch.manual_seed(0)
+    vocab = Vocabulary()
+    for char in "abcdefghij":
+        vocab.add_token_to_namespace(char, "token_characters")
+    for encoder in ({"type": "lstm", "input_size": 5, "hidden_size": 4, "bidirectional": True},
+                    {"type": "cnn", "embedding_dim": 5, "num_filters": 6, "ngram_filter_sizes": [2]}):
+        embedder = construct(TokenEmbedder, {"type": "character_encoding", "encoder": encoder,
+                                             "embedding": {"embedding_dim": 5, "vocab_namespace": "token_characters"}},
+                             "token_embedders.chars", vocab=vocab)
+        words = torch.randint(2, 12, (7, 4))
+        words[:, 3:] = 0
+        chars = words[torch.randint(0, 7, (3, 9))]
+        chars[1, 6:] = 0  # padding positions
+        expected = TimeDistributed(embedder._encoder)(TimeDistributed(embedder._embedding)(chars), chars != 0)
+        assert torch.allclose(embedder(chars), expected, atol=1e-6)
