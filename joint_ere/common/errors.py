@@ -8,7 +8,7 @@ class DataError(ValueError):
     def __init__(self, path: str, record: object, message: str) -> None:
         self.path = str(path)
         self.record = record
-        super().__init__(f"{path}, record {record}: {message}")
+        super().__init__(f"{path}, record {record}: {message}" if record is not None else f"{path}: {message}")
 
 
 __all__ = ["ConfigurationError", "DataError"]

@@ -55,9 +55,10 @@ def resolve_path(file_path: str) -> str:
         try:
             return str(cached_path(file_path))
         except Exception as error:  # network errors differ by scheme
-            raise DataError(file_path, "-", f"could not download: {error}") from error
+            raise DataError(file_path, None, f"could not download ({type(error).__name__}); offline, point "
+                                             f"JOINT_ERE_DATA at a local copy or override the path with -o") from error
     if not os.path.isfile(file_path):
-        raise DataError(file_path, "-", "data file not found")
+        raise DataError(file_path, None, "data file not found")
     return str(file_path)
 
 
