@@ -109,7 +109,7 @@ class MultiHeadSelection(Model):
         if gold_tags is not None and relations is not None:
             # (B, T, 1, H) + (B, 1, T, H) -> (B, T, T, R): row i is the head token, column j the tail token.
             relation_logits = self._score_pairs(head, tail)
-            ner_loss = self.ner_decoder.loss(tag_logits, gold_tags, mask) / batch
+            ner_loss = self.ner_decoder.loss(tag_logits.float(), gold_tags, mask) / batch  # fp32 under AMP
             target = self._relation_target(entities, relations, length)
             pair_mask = (mask.unsqueeze(2) & mask.unsqueeze(1)).unsqueeze(-1).float()
             re_loss = torch.nn.functional.binary_cross_entropy_with_logits(
