@@ -18,7 +18,7 @@ def test_reads_fixture_documents():
     assert len(docs) == 8
     first = docs[0]
     assert first.tokens[:2] == ["John", "Smith"]
-    assert [(e.type, e.start, e.end) for e in first.entities] == [("Peop", 0, 2), ("Org", 3, 5), ("Loc", 6, 7)]
+    assert [(e.type, e.start, e.end) for e in first.entities] == [("Peop", 0, 2), ("Org", 4, 6), ("Loc", 7, 8)]
     assert [(r.type, r.head, r.tail) for r in first.relations] == [("Work_For", 0, 1), ("OrgBased_In", 1, 2)]
 
 
