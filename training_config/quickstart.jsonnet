@@ -24,5 +24,5 @@ lib.base + {
     relation_hidden_dim: 16,
   },
   data_loader: {batch_size: 4, shuffle: true},
-  trainer+: {optimizer: {type: 'adam', lr: 0.01}, num_epochs: 40, patience: null},
+  trainer+: {optimizer: {type: 'adam', lr: 0.01}, learning_rate_scheduler: null, num_epochs: 60, patience: null},
 }
