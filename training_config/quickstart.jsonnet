@@ -1,6 +1,6 @@
 // A first run that needs no download: the Crone model on the hand-made sentences in fixtures/data,
 // with a tiny made-up word-vector file. From the repository root:
-//   allennlp train training_config/quickstart.jsonnet -s runs/quickstart          (about a minute on a CPU)
+//   allennlp train training_config/quickstart.jsonnet -s runs/quickstart          (about 15 s on a CPU)
 //   allennlp evaluate runs/quickstart/model.tar.gz fixtures/data/dev.json
 //   allennlp predict runs/quickstart/model.tar.gz fixtures/data/predict.jsonl
 local lib = import 'lib/common.libsonnet';
