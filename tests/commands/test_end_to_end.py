@@ -229,3 +229,13 @@ def test_gradient_accumulation_matches_a_larger_batch(tmp_path):
     whole, accumulated = run("whole", 4, 1), run("accumulated", 2, 2)
     for key in whole:
         assert torch.allclose(whole[key], accumulated[key], atol=1e-6), key
+
+
+def test_predictor_python_api(trained):
+    from joint_ere.predictors import Predictor
+
+    predictor = Predictor.from_archive(load_archive(str(trained / "model.tar.gz")))
+    one = predictor.predict_json({"tokens": ["Mary", "Jones", "lives", "in", "Paris", "."], "id": 3})
+    assert one["tokens"][0] == "Mary" and one["id"] == 3 and "entities" in one and "relations" in one
+    batch = predictor.predict_batch_json([{"tokens": ["a"]}, {"tokens": ["Globex", "is", "in", "Berlin"]}])
+    assert [len(b["tokens"]) for b in batch] == [1, 4]
