@@ -21,7 +21,7 @@ import time
 import torch
 
 import joint_ere  # noqa: F401
-from joint_ere.archival import archive_model, load_archive
+from joint_ere.archival import load_archive
 from joint_ere.commands.train import train_model
 from joint_ere.common import construct, load_config
 from joint_ere.data import DataLoader, DatasetReader, Vocabulary

@@ -5,7 +5,7 @@ The tag vocabulary is derived from the ``entity_labels`` namespace: ``O`` then, 
 (BIO) or ``B-``/``I-``/``L-``/``U-`` (BIOUL). Overlapping gold entities cannot all be tagged: the earliest
 starting (longest on ties) wins and the others are left out of the tag targets (they still count in metrics).
 """
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from allennlp_light.modules import ConditionalRandomField

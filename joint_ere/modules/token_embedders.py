@@ -6,7 +6,7 @@ from typing import Dict, Optional
 
 import torch
 from allennlp_light.modules import Seq2VecEncoder
-from tango.common import FromParams, Registrable
+from tango.common import Registrable
 
 from joint_ere.common.errors import ConfigurationError
 from joint_ere.data.vocabulary import Vocabulary

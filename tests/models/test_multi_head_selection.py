@@ -9,7 +9,7 @@ from allennlp_light.modules.conditional_random_field.conditional_random_field im
 from joint_ere.commands.train import train_model
 from joint_ere.common import Params
 from joint_ere.data import Vocabulary
-from joint_ere.modules.tagging import CrfTagDecoder, TagScheme, batched_viterbi
+from joint_ere.modules.tagging import CrfTagDecoder, TagScheme
 from tests.conftest import FIXTURES, tiny_config
 
 

@@ -3,7 +3,7 @@ import gzip
 import pytest
 import torch
 
-from joint_ere.common import ConfigurationError, Params, construct
+from joint_ere.common import ConfigurationError, construct
 from joint_ere.data import Vocabulary
 from joint_ere.modules import Embedding
 from joint_ere.training import LearningRateScheduler, Optimizer
