@@ -45,7 +45,7 @@ def evaluate_instances(model: Model, loader: DataLoader, device: torch.device, p
                 total += output["loss"].item()
                 batches += 1
             if predictions is not None:
-                for doc in model.make_output_human_readable(output):
+                for doc in output.get("documents") or model.make_output_human_readable(output):
                     predictions.write(json.dumps(doc.to_json(), ensure_ascii=False) + "\n")
     metrics = model.get_metrics(reset=True, per_type=per_type)
     metrics["loss"] = total / max(1, batches)

@@ -117,7 +117,8 @@ class MultiHeadSelection(Model):
             output["ner_loss"], output["re_loss"] = ner_loss, re_loss
             output["loss"] = ner_loss + self.re_loss_weight * re_loss
             if not self.training and metadata is not None:
-                self.metrics(self.make_output_human_readable(output), metadata)
+                output["documents"] = self.make_output_human_readable(output)  # kept for evaluate's output
+                self.metrics(output["documents"], metadata)
         return output
 
     def _score_pairs(self, head: torch.Tensor, tail: torch.Tensor) -> torch.Tensor:
