@@ -1,6 +1,6 @@
 """
 Config loading (jsonnet + environment variables + JSON overrides) and construction with errors that name the
-key path, e.g. ``model.shared_encoder.hidden_sizee: unknown key``.
+key path, e.g. ``unknown key(s) model.shared_encoder.hidden_sizee``.
 
 Construction is tango's ``FromParams``; its own messages name the class but not where in the config the class
 sits, so two of its functions are wrapped once, here, to prefix the path that ``Params.history`` records.
