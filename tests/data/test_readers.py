@@ -101,3 +101,34 @@ def test_benchmark_files_read_completely(relative, sentences, entities, relation
     assert len(docs) == sentences
     assert sum(len(d.entities) for d in docs) == entities
     assert sum(len(d.relations) for d in docs) == relations
+
+
+def test_reads_from_a_url_into_the_cache(tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    import cached_path
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "train.json").write_text((FIXTURES / "train.json").read_text())
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # keep the test output quiet
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    old_cache = cached_path.get_cache_dir()
+    cached_path.set_cache_dir(tmp_path / "cache")
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/train.json"
+        docs = SpertJsonReader().read_documents(url)
+        assert len(docs) == 8 and docs[0].tokens[0] == "John"
+        assert any((tmp_path / "cache").iterdir())
+        with pytest.raises(DataError, match="could not download"):
+            SpertJsonReader().read_documents(url.replace("train.json", "missing.json"))
+    finally:
+        cached_path.set_cache_dir(old_cache)
+        server.shutdown()
