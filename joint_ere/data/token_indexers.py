@@ -90,3 +90,57 @@ class TokenCharactersIndexer(TokenIndexer):
             for col, chars in enumerate(words):
                 out[row, col, : len(chars)] = chars
         return {"token_characters": torch.from_numpy(out)}
+
+
+@TokenIndexer.register("pretrained_transformer_mismatched")
+class PretrainedTransformerMismatchedIndexer(TokenIndexer):
+    """
+    Splits each word into the wordpieces of a Hugging Face tokenizer, for the
+    ``pretrained_transformer_mismatched`` embedder, which pools them back to one vector per word.
+
+    # Parameters
+
+    model_name : `str`
+        A hub name (``bert-base-cased``) or a local model folder.
+
+    A word the tokenizer turns into no wordpiece at all (a control character, say) gets the unknown piece, so
+    every word still has a vector. Tokenizers that mark a word start with a leading space (RoBERTa, GPT-2
+    style) see each word with that space.
+    """
+
+    def __init__(self, model_name: str) -> None:
+        from joint_ere.common.transformers import cached_tokenizer
+
+        self.model_name = model_name
+        self.tokenizer = cached_tokenizer(model_name)
+        self._space_prefix = self.tokenizer.tokenize(" a") != self.tokenizer.tokenize("a")
+
+    def count_vocab_items(self, tokens: List[str], counter: Dict[str, Counter]) -> None:
+        pass  # the tokenizer brings its own vocabulary
+
+    def tokens_to_indices(self, tokens: List[str], vocab: Vocabulary) -> Dict[str, list]:
+        words = [" " + t for t in tokens] if self._space_prefix else list(tokens)
+        pieces = self.tokenizer(words, add_special_tokens=False)["input_ids"]
+        unknown = self.tokenizer.unk_token_id if self.tokenizer.unk_token_id is not None else 0
+        ids: List[int] = []
+        offsets: List[List[int]] = []
+        for word_pieces in pieces:
+            word_pieces = word_pieces or [unknown]
+            offsets.append([len(ids), len(ids) + len(word_pieces)])  # end exclusive
+            ids.extend(word_pieces)
+        return {"wordpieces": ids, "offsets": offsets}
+
+    def as_padded_tensor(self, indexed: List[Dict[str, list]], length: int) -> Dict[str, torch.Tensor]:
+        pieces = max(1, max(len(x["wordpieces"]) for x in indexed))
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = numpy.full((len(indexed), pieces), pad, dtype=numpy.int64)
+        piece_mask = numpy.zeros((len(indexed), pieces), dtype=bool)
+        offsets = numpy.zeros((len(indexed), length, 2), dtype=numpy.int64)
+        mask = numpy.zeros((len(indexed), length), dtype=bool)
+        for row, item in enumerate(indexed):
+            ids[row, : len(item["wordpieces"])] = item["wordpieces"]
+            piece_mask[row, : len(item["wordpieces"])] = True
+            offsets[row, : len(item["offsets"])] = item["offsets"]
+            mask[row, : len(item["offsets"])] = True
+        return {"token_ids": torch.from_numpy(ids), "wordpiece_mask": torch.from_numpy(piece_mask),
+                "offsets": torch.from_numpy(offsets), "mask": torch.from_numpy(mask)}

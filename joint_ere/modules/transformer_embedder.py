@@ -1,0 +1,123 @@
+"""
+``pretrained_transformer_mismatched``: a Hugging Face encoder under word-level models. Wordpieces from the
+indexer of the same name are encoded (in overlapping windows when a sentence is longer than the model allows)
+and pooled back to one vector per word.
+"""
+import math
+from typing import Optional
+
+import torch
+from allennlp_light.modules import ScalarMix
+
+from joint_ere.common.errors import ConfigurationError
+from joint_ere.common.transformers import cached_tokenizer, load_model
+from joint_ere.modules.token_embedders import TokenEmbedder
+
+POOLINGS = ("first", "last", "mean")
+
+
+@TokenEmbedder.register("pretrained_transformer_mismatched")
+class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
+    """
+    # Parameters
+
+    model_name : `str`
+        A hub name or a local folder; the indexer must name the same model.
+    pooling : `str`, optional (default = `"mean"`)
+        How a word's wordpiece vectors become one: ``first``, ``last`` or ``mean``.
+    last_layer_only : `bool`, optional (default = `True`)
+        Otherwise a learned scalar mix of all layers (allennlp-light's ScalarMix).
+    train_parameters : `bool`, optional (default = `True`)
+        ``false`` freezes the transformer.
+    max_length : `int`, optional
+        Wordpieces per window, special tokens included (default: the model's maximum). Longer sentences are
+        encoded in windows overlapping by half, and each wordpiece takes its vector from the window in which it
+        sits most centrally.
+    """
+
+    def __init__(self, model_name: str, pooling: str = "mean", last_layer_only: bool = True,
+                 train_parameters: bool = True, max_length: Optional[int] = None) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ConfigurationError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
+        self.transformer = load_model(model_name)
+        tokenizer = cached_tokenizer(model_name)
+        self.cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+        self.sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        limit = getattr(self.transformer.config, "max_position_embeddings", 512)
+        if tokenizer.model_max_length and tokenizer.model_max_length < 100_000:
+            limit = min(limit, tokenizer.model_max_length)
+        self.max_length = max_length or limit
+        if self.max_length < 4:
+            raise ConfigurationError(f"max_length {self.max_length} leaves no room for wordpieces")
+        self.pooling = pooling
+        self.scalar_mix = (None if last_layer_only
+                           else ScalarMix(self.transformer.config.num_hidden_layers + 1))
+        for parameter in self.transformer.parameters():
+            parameter.requires_grad_(train_parameters)
+        self.output_dim = self.transformer.config.hidden_size
+
+    def get_output_dim(self) -> int:
+        return self.output_dim
+
+    def forward(self, token_ids: torch.Tensor, wordpiece_mask: torch.Tensor, offsets: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        pieces = self._encode_pieces(token_ids, wordpiece_mask)  # (B, W, D)
+        return self._pool(pieces, offsets, mask)
+
+    # -- wordpieces -> vectors, in windows ---------------------------------------------------------------
+    def _encode_pieces(self, token_ids: torch.Tensor, wordpiece_mask: torch.Tensor) -> torch.Tensor:
+        batch, width = token_ids.shape
+        content = self.max_length - 2
+        stride = max(1, content // 2)
+        windows = 1 if width <= content else math.ceil((width - content) / stride) + 1
+        lengths = wordpiece_mask.sum(1)
+        starts = torch.arange(windows, device=token_ids.device) * stride  # (N,)
+        positions = starts.unsqueeze(1) + torch.arange(content, device=token_ids.device)  # (N, C)
+        inside = positions < width
+        gathered = token_ids[:, positions.clamp(max=width - 1)]  # (B, N, C)
+        real = inside.unsqueeze(0) & (positions.unsqueeze(0) < lengths.view(-1, 1, 1))
+        window_length = real.sum(-1)  # (B, N)
+        ids = torch.full((batch, windows, content + 2), self.pad_id, dtype=torch.long, device=token_ids.device)
+        ids[:, :, 0] = self.cls_id
+        ids[:, :, 1:-1] = torch.where(real, gathered, torch.full_like(gathered, self.pad_id))
+        ids.scatter_(2, (window_length + 1).unsqueeze(-1), self.sep_id)
+        attention = torch.arange(content + 2, device=ids.device) < (window_length + 2).unsqueeze(-1)
+        flat_ids, flat_attention = ids.view(-1, content + 2), attention.view(-1, content + 2)
+        keep = window_length.view(-1) > 0  # skip windows past a sentence's end
+        hidden = torch.zeros(flat_ids.size(0), content + 2, self.output_dim, device=ids.device)
+        if keep.any():
+            out = self.transformer(input_ids=flat_ids[keep], attention_mask=flat_attention[keep].long(),
+                                   output_hidden_states=self.scalar_mix is not None)
+            encoded = (self.scalar_mix(list(out.hidden_states), flat_attention[keep])
+                       if self.scalar_mix is not None else out.last_hidden_state)
+            hidden = hidden.to(encoded.dtype)
+            hidden[keep] = encoded
+        hidden = hidden.view(batch, windows, content + 2, -1)[:, :, 1:-1]  # drop CLS/SEP slots
+        choice = window_for_position(width, content, stride, windows, token_ids.device)  # (W,)
+        piece_positions = torch.arange(width, device=ids.device)
+        return hidden[:, choice, piece_positions - choice * stride]
+
+    # -- wordpiece vectors -> word vectors ---------------------------------------------------------------
+    def _pool(self, pieces: torch.Tensor, offsets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        start, end = offsets[..., 0], offsets[..., 1].clamp(min=1)
+        if self.pooling == "first":
+            words = pieces.gather(1, start.unsqueeze(-1).expand(-1, -1, pieces.size(-1)))
+        elif self.pooling == "last":
+            words = pieces.gather(1, (end - 1).unsqueeze(-1).expand(-1, -1, pieces.size(-1)))
+        else:
+            total = torch.cat([pieces.new_zeros(pieces.size(0), 1, pieces.size(-1)), pieces.cumsum(1)], dim=1)
+            index = lambda at: total.gather(1, at.unsqueeze(-1).expand(-1, -1, total.size(-1)))  # noqa: E731
+            words = (index(end) - index(start)) / (end - start).clamp(min=1).unsqueeze(-1)
+        return words * mask.unsqueeze(-1)
+
+
+def window_for_position(width: int, content: int, stride: int, windows: int, device=None) -> torch.Tensor:
+    """For each wordpiece position, the window (of ``content`` pieces, starting every ``stride``) that holds it
+    nearest its middle."""
+    position = torch.arange(width, device=device)
+    first = torch.clamp(torch.div(position - content + stride, stride, rounding_mode="floor"), min=0)
+    last = torch.clamp(torch.div(position, stride, rounding_mode="floor"), max=windows - 1)
+    centred = torch.round((position - content / 2) / stride).long()
+    return torch.maximum(first, torch.minimum(last, centred))

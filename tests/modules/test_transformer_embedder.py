@@ -1,0 +1,135 @@
+import json
+
+import pytest
+import torch
+
+from joint_ere.common import ConfigurationError, construct
+from joint_ere.data import DataLoader, Document, Instance, Vocabulary
+from joint_ere.data.token_indexers import PretrainedTransformerMismatchedIndexer
+from joint_ere.modules import TokenEmbedder
+from joint_ere.modules.transformer_embedder import window_for_position
+
+WORDPIECES = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "john", "smith", "works", "for", "acme", "in",
+              "boston", ".", ",", "un", "##aff", "##able", "zu", "##rich", "a", "b", "c"]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    """A random 2-layer BERT with a hand-written vocabulary, saved like a hub model."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    (folder / "vocab.txt").write_text("\n".join(WORDPIECES) + "\n")
+    tokenizer = BertTokenizerFast(str(folder / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(str(folder))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(WORDPIECES), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    BertModel(config).eval().save_pretrained(str(folder))
+    return str(folder)
+
+
+def index(model_name, sentences):
+    indexer = PretrainedTransformerMismatchedIndexer(model_name)
+    instances = [Instance(Document(tokens), {"bert": indexer}) for tokens in sentences]
+    loader = DataLoader(instances, batch_size=len(instances))
+    loader.index_with(Vocabulary())
+    return instances, next(iter(loader))["tokens"]["bert"]
+
+
+def test_wordpiece_alignment_on_tricky_words(tiny_bert):
+    words = ["Unaffable", "\u0000", "Zürich", ",", "John", "\u200b", "qqq"]
+    instances, tensors = index(tiny_bert, [words])
+    offsets = instances[0].indexed["bert"]["offsets"]
+    pieces = instances[0].indexed["bert"]["wordpieces"]
+    assert len(offsets) == len(words)
+    # contiguous, non-empty, covering every wordpiece in order
+    assert offsets[0][0] == 0 and offsets[-1][1] == len(pieces)
+    assert all(end > start for start, end in offsets)
+    assert all(offsets[i][1] == offsets[i + 1][0] for i in range(len(offsets) - 1))
+    assert pieces[offsets[0][0]:offsets[0][1]] == [WORDPIECES.index(p) for p in ("un", "##aff", "##able")]
+    assert pieces[offsets[2][0]:offsets[2][1]] == [WORDPIECES.index("zu"), WORDPIECES.index("##rich")]
+    # a control character and a zero-width space become no wordpiece: they get [UNK]
+    assert pieces[offsets[1][0]:offsets[1][1]] == [WORDPIECES.index("[UNK]")]
+    assert pieces[offsets[5][0]:offsets[5][1]] == [WORDPIECES.index("[UNK]")]
+    assert tensors["mask"].tolist() == [[True] * len(words)]
+
+
+def embedder(model_name, **options):
+    return construct(TokenEmbedder, {"type": "pretrained_transformer_mismatched", "model_name": model_name,
+                                     **options}, "model.text_field_embedder.token_embedders.bert")
+
+
+@pytest.mark.parametrize("pooling", ["first", "last", "mean"])
+def test_pooling_matches_the_model_run_directly(tiny_bert, pooling):
+    from transformers import AutoModel
+
+    sentences = [["John", "Smith", "works", "unaffable"], ["Zürich", "."]]
+    _, tensors = index(tiny_bert, sentences)
+    module = embedder(tiny_bert, pooling=pooling).eval()
+    with torch.no_grad():
+        words = module(**tensors)
+        reference = AutoModel.from_pretrained(tiny_bert).eval()
+        ids = torch.tensor([[2, 5, 6, 7, 14, 15, 16, 3]])  # [CLS] john smith works un ##aff ##able [SEP]
+        hidden = reference(input_ids=ids).last_hidden_state[0, 1:-1]
+    expected_last_word = {"first": hidden[3], "last": hidden[5], "mean": hidden[3:6].mean(0)}[pooling]
+    assert words.shape == (2, 4, 16)
+    assert torch.allclose(words[0, 0], hidden[0], atol=1e-5)
+    assert torch.allclose(words[0, 3], expected_last_word, atol=1e-5)
+    assert torch.equal(words[1, 2:], torch.zeros(2, 16))  # padding words
+
+
+def test_window_choice_holds_every_position_near_its_middle():
+    for width, content, stride in [(10, 4, 2), (37, 8, 4), (5, 8, 4), (100, 30, 15)]:
+        windows = 1 if width <= content else -(-(width - content) // stride) + 1
+        choice = window_for_position(width, content, stride, windows)
+        for position, window in enumerate(choice.tolist()):
+            assert 0 <= window < windows
+            assert window * stride <= position < window * stride + content
+
+
+def test_long_sentences_use_windows(tiny_bert):
+    long = ["john", "smith", "works", "for", "acme", "in", "boston", "."] * 12  # 96 wordpieces > 64 positions
+    _, tensors = index(tiny_bert, [long, ["a", "b"]])
+    module = embedder(tiny_bert, max_length=20).eval()
+    with torch.no_grad():
+        words = module(**tensors)
+    assert words.shape == (2, 96, 16) and torch.isfinite(words).all()
+    # where a sentence fits in one window, windowing changes nothing
+    with torch.no_grad():
+        short_alone = embedder(tiny_bert).eval()(**index(tiny_bert, [["a", "b"]])[1])
+    assert torch.allclose(words[1, :2], short_alone[0], atol=1e-5)
+
+
+def test_frozen_and_scalar_mix(tiny_bert):
+    module = embedder(tiny_bert, train_parameters=False, last_layer_only=False)
+    assert not any(p.requires_grad for p in module.transformer.parameters())
+    assert all(p.requires_grad for p in module.scalar_mix.parameters())
+    _, tensors = index(tiny_bert, [["john", "works"]])
+    module(**tensors).sum().backward()
+    assert module.scalar_mix.gamma.grad is not None
+
+
+def test_unknown_model_fails_at_config_time(tmp_path):
+    with pytest.raises(ConfigurationError, match="model.text_field_embedder.token_embedders.bert"):
+        embedder(str(tmp_path / "no-such-model"))
+
+
+def test_multi_head_selection_trains_on_the_transformer_embedder(tiny_bert, tmp_path):
+    from joint_ere.commands import main
+    from tests.conftest import tiny_config
+
+    config = tiny_config(epochs=2)
+    config["dataset_reader"]["token_indexers"] = {
+        "bert": {"type": "pretrained_transformer_mismatched", "model_name": tiny_bert}}
+    config["model"]["text_field_embedder"] = {"token_embedders": {
+        "bert": {"type": "pretrained_transformer_mismatched", "model_name": tiny_bert, "pooling": "first"}}}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 0
+    out = tmp_path / "predictions.jsonl"
+    from tests.conftest import FIXTURES
+
+    assert main(["predict", str(tmp_path / "run" / "model.tar.gz"), str(FIXTURES / "predict.jsonl"),
+                 "--output-file", str(out), "--silent"]) == 0
+    assert len(out.read_text().splitlines()) == 4
