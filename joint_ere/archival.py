@@ -1,4 +1,5 @@
 """``model.tar.gz``: config.json, weights.th, vocabulary/ and meta.json; ``load_archive`` reads it back."""
+import io
 import json
 import os
 import shutil
@@ -31,22 +32,58 @@ class Archive:
     validation_dataset_reader: DatasetReader
 
 
+TRANSFORMERS_DIR = "transformers"
+TRANSFORMER_TYPE = "pretrained_transformer_mismatched"
+
+
 def archive_model(serialization_dir: str, weights: str = "best.th", archive_path: Optional[str] = None) -> str:
+    """Writes ``model.tar.gz``. Models on a Hugging Face encoder also get its tokenizer files and configuration
+    (``transformers/<i>/``), so the archive predicts where neither the hub nor the original folder exists."""
     from joint_ere import __version__
 
     archive_path = archive_path or os.path.join(serialization_dir, "model.tar.gz")
-    with tarfile.open(archive_path + ".tmp", "w:gz") as tar:
+    with open(os.path.join(serialization_dir, CONFIG_NAME), encoding="utf-8") as handle:
+        names = sorted(_transformer_names(json.load(handle)))
+    transformers = {name: f"{TRANSFORMERS_DIR}/{i}" for i, name in enumerate(names)}
+    with tempfile.TemporaryDirectory() as staging, tarfile.open(archive_path + ".tmp", "w:gz") as tar:
         tar.add(os.path.join(serialization_dir, CONFIG_NAME), arcname=CONFIG_NAME)
         tar.add(os.path.join(serialization_dir, weights), arcname=WEIGHTS_NAME)
         tar.add(os.path.join(serialization_dir, VOCAB_DIR), arcname=VOCAB_DIR)
-        meta = json.dumps({"version": __version__, "weights": weights}).encode()
+        for name, folder in transformers.items():
+            from joint_ere.common.transformers import save_for_archive
+
+            save_for_archive(name, os.path.join(staging, folder))
+            tar.add(os.path.join(staging, folder), arcname=folder)
+        meta = json.dumps({"version": __version__, "weights": weights, "transformers": transformers}).encode()
         info = tarfile.TarInfo(META_NAME)
         info.size = len(meta)
-        import io
-
         tar.addfile(info, io.BytesIO(meta))
     os.replace(archive_path + ".tmp", archive_path)
     return archive_path
+
+
+def _transformer_names(config: Any) -> set:
+    if isinstance(config, dict):
+        found = {config["model_name"]} if config.get("type") == TRANSFORMER_TYPE and "model_name" in config else set()
+        return found.union(*(_transformer_names(v) for v in config.values()))
+    if isinstance(config, list):
+        return set().union(*(_transformer_names(v) for v in config))
+    return set()
+
+
+def _use_archived_transformers(config: Any, folders: Dict[str, str], model_side: bool) -> Any:
+    """Points every transformer ``model_name`` at the archive's copy; model-side ones skip the pretrained
+    weights, which the archive's own weights replace."""
+    if isinstance(config, dict):
+        out = {k: _use_archived_transformers(v, folders, model_side) for k, v in config.items()}
+        if out.get("type") == TRANSFORMER_TYPE and out.get("model_name") in folders:
+            out["model_name"] = folders[out["model_name"]]
+            if model_side:
+                out["load_weights"] = False
+        return out
+    if isinstance(config, list):
+        return [_use_archived_transformers(v, folders, model_side) for v in config]
+    return config
 
 
 def safe_extract(archive_path: str, target: str) -> None:
@@ -93,16 +130,23 @@ def load_archive(archive_file: str, cuda_device: Union[int, str, None] = -1,
             extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
             raw = with_overrides(raw, extra)
         config = Params(raw)
+        meta_path = os.path.join(folder, META_NAME)
+        meta = json.load(open(meta_path, encoding="utf-8")) if os.path.exists(meta_path) else {}
+        archived = {name: os.path.join(folder, sub) for name, sub in (meta.get("transformers") or {}).items()}
         vocab = Vocabulary.from_files(os.path.join(folder, VOCAB_DIR))
         # The weights replace any pretrained vectors, so the files named at training time are not needed.
         model_params = _strip_keys(config.as_dict(quiet=True)["model"], {"pretrained_file"})
+        model_params = _use_archived_transformers(model_params, archived, model_side=True)
         model = construct(Model, model_params, "model", vocab=vocab)
         weights = os.path.join(folder, WEIGHTS_NAME if os.path.exists(os.path.join(folder, WEIGHTS_NAME)) else "best.th")
         device = resolve_device(cuda_device, key="--cuda-device")
         model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
         model.to(device).eval()
-        reader = construct(DatasetReader, config.as_dict(quiet=True).get("dataset_reader", {}), "dataset_reader")
-        validation = config.as_dict(quiet=True).get("validation_dataset_reader")
+        readers = _use_archived_transformers(
+            {key: config.as_dict(quiet=True).get(key) for key in ("dataset_reader", "validation_dataset_reader")},
+            archived, model_side=False)
+        reader = construct(DatasetReader, readers["dataset_reader"] or {}, "dataset_reader")
+        validation = readers["validation_dataset_reader"]
         validation_reader = construct(DatasetReader, validation, "validation_dataset_reader") if validation else reader
         return Archive(model, config, reader, validation_reader)
     finally:

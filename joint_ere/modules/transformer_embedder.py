@@ -33,14 +33,16 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
         Wordpieces per window, special tokens included (default: the model's maximum). Longer sentences are
         encoded in windows overlapping by half, and each wordpiece takes its vector from the window in which it
         sits most centrally.
+    load_weights : `bool`, optional (default = `True`)
+        ``false`` builds the architecture only; ``load_archive`` sets it, since the archive holds the weights.
     """
 
     def __init__(self, model_name: str, pooling: str = "mean", last_layer_only: bool = True,
-                 train_parameters: bool = True, max_length: Optional[int] = None) -> None:
+                 train_parameters: bool = True, max_length: Optional[int] = None, load_weights: bool = True) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ConfigurationError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
-        self.transformer = load_model(model_name)
+        self.transformer = load_model(model_name, load_weights)
         tokenizer = cached_tokenizer(model_name)
         self.cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
         self.sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id

@@ -133,3 +133,38 @@ def test_multi_head_selection_trains_on_the_transformer_embedder(tiny_bert, tmp_
     assert main(["predict", str(tmp_path / "run" / "model.tar.gz"), str(FIXTURES / "predict.jsonl"),
                  "--output-file", str(out), "--silent"]) == 0
     assert len(out.read_text().splitlines()) == 4
+
+
+def test_archive_predicts_after_the_model_folder_is_gone(tiny_bert, tmp_path):
+    import shutil
+    import tarfile
+
+    from joint_ere.commands import main
+    from joint_ere.common.transformers import cached_tokenizer
+    from tests.conftest import FIXTURES, tiny_config
+
+    copy = tmp_path / "my-bert"
+    shutil.copytree(tiny_bert, copy)
+    config = tiny_config(epochs=1)
+    config["dataset_reader"]["token_indexers"] = {
+        "bert": {"type": "pretrained_transformer_mismatched", "model_name": str(copy)}}
+    config["model"]["text_field_embedder"] = {"token_embedders": {
+        "bert": {"type": "pretrained_transformer_mismatched", "model_name": str(copy)}}}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 0
+    with tarfile.open(tmp_path / "run" / "model.tar.gz") as tar:
+        names = tar.getnames()
+    assert "transformers/0/config.json" in names and "transformers/0/tokenizer.json" in names
+    shutil.rmtree(copy)
+    cached_tokenizer.cache_clear()
+    out = tmp_path / "predictions.jsonl"
+    assert main(["predict", str(tmp_path / "run" / "model.tar.gz"), str(FIXTURES / "predict.jsonl"),
+                 "--output-file", str(out), "--silent"]) == 0
+    assert len(out.read_text().splitlines()) == 4
+    metrics = tmp_path / "metrics.json"
+    assert main(["evaluate", str(tmp_path / "run" / "model.tar.gz"), str(FIXTURES / "dev.json"),
+                 "--output-file", str(metrics)]) == 0
+    # the archived model is the trained one: its validation metrics come back exactly
+    trained = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert json.loads(metrics.read_text())["ner_micro_f1"] == trained["best_validation_ner_micro_f1"]
