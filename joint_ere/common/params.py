@@ -20,7 +20,8 @@ from joint_ere.common.errors import ConfigurationError
 T = TypeVar("T")
 
 # Ext vars the shipped configs read; they default to "" so a config can fall back to public URLs.
-DEFAULT_EXT_VARS = {"JOINT_ERE_DATA": "", "GLOVE_50D": "", "ADE_FOLD": "0"}
+DEFAULT_EXT_VARS = {"JOINT_ERE_DATA": "", "GLOVE_50D": "", "ADE_FOLD": "0",
+                    "TRANSFORMER_MODEL": "bert-base-cased", "TRANSFORMER_DIM": "768"}
 
 
 class KeyPathError(ConfigurationError):

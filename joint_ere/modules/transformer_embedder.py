@@ -71,7 +71,7 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
     # -- wordpieces -> vectors, in windows ---------------------------------------------------------------
     def _encode_pieces(self, token_ids: torch.Tensor, wordpiece_mask: torch.Tensor) -> torch.Tensor:
         batch, width = token_ids.shape
-        content = self.max_length - 2
+        content = min(self.max_length - 2, width)  # windows are no longer than the batch's longest sentence
         stride = max(1, content // 2)
         windows = 1 if width <= content else math.ceil((width - content) / stride) + 1
         lengths = wordpiece_mask.sum(1)

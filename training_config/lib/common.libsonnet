@@ -33,6 +33,26 @@ local glove_file = std.extVar('GLOVE_50D');
     },
   },
 
+  // A Hugging Face encoder (hub name or local folder) under the word-level model: TRANSFORMER_MODEL names it
+  // (default bert-base-cased), TRANSFORMER_DIM gives its hidden size (768; 384 for all-MiniLM-L6-v2).
+  transformer_model:: std.extVar('TRANSFORMER_MODEL'),
+  transformer_dim:: std.parseInt(std.extVar('TRANSFORMER_DIM')),
+  transformer_indexers:: {transformer: {type: 'pretrained_transformer_mismatched', model_name: $.transformer_model}},
+  transformer_embedder(pooling='first'):: {
+    token_embedders: {transformer: {type: 'pretrained_transformer_mismatched', model_name: $.transformer_model,
+                                    pooling: pooling}},
+  },
+  // Fine-tuning: the transformer at a small learning rate without weight decay, the rest at `lr`.
+  transformer_trainer(lr=1e-3, transformer_lr=5e-5, epochs=15, warmup_steps=200):: {
+    optimizer: {
+      type: 'adamw', lr: lr, weight_decay: 0.01,
+      parameter_groups: [[['token_embedders\\.transformer\\.transformer\\.'], {lr: transformer_lr, weight_decay: 0.0}]],
+    },
+    learning_rate_scheduler: {type: 'linear_with_warmup', warmup_steps: warmup_steps},
+    num_epochs: epochs,
+    patience: null,
+  },
+
   bilstm(input_size, hidden_size, num_layers):: if num_layers == 0
     then {type: 'pass_through', input_dim: input_size}
     else {type: 'lstm', input_size: input_size, hidden_size: hidden_size, num_layers: num_layers,
