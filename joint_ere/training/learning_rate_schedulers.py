@@ -93,3 +93,24 @@ class LinearWithWarmup(_StepScheduler):
         if step < self.warmup_steps:
             return (step + 1) / (self.warmup_steps + 1)
         return max(0.0, (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps))
+
+
+@LearningRateScheduler.register("slanted_triangular")
+class SlantedTriangular(_StepScheduler):
+    """
+    Howard & Ruder's slanted triangular rate: a linear rise over the first ``cut_frac`` of the optimizer steps
+    from ``1/ratio`` of each group's rate to the full rate, then a linear fall back to ``1/ratio``.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, num_epochs: int, num_steps_per_epoch: int,
+                 cut_frac: float = 0.1, ratio: int = 32) -> None:
+        if not 0 < cut_frac < 1:
+            raise ConfigurationError("trainer.learning_rate_scheduler.cut_frac must lie between 0 and 1")
+        self.cut_frac = cut_frac
+        self.ratio = ratio
+        super().__init__(optimizer, num_epochs * num_steps_per_epoch)
+
+    def factor(self, step: int) -> float:
+        cut = max(1, int(self.total_steps * self.cut_frac))
+        rise = step / cut if step < cut else 1 - (step - cut) / max(1, self.total_steps - cut)
+        return (1 + max(0.0, rise) * (self.ratio - 1)) / self.ratio

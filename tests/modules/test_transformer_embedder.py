@@ -111,8 +111,12 @@ def test_frozen_and_scalar_mix(tiny_bert):
 
 
 def test_unknown_model_fails_at_config_time(tmp_path):
-    with pytest.raises(ConfigurationError, match="model.text_field_embedder.token_embedders.bert"):
-        embedder(str(tmp_path / "no-such-model"))
+    missing = str(tmp_path / "no-such-model")
+    with pytest.raises(ConfigurationError, match="model.text_field_embedder.token_embedders.bert") as error:
+        embedder(missing)
+    assert missing in str(error.value)
+    with pytest.raises(ConfigurationError, match="no-such-model"):
+        PretrainedTransformerMismatchedIndexer(missing)
 
 
 def test_multi_head_selection_trains_on_the_transformer_embedder(tiny_bert, tmp_path):

@@ -123,3 +123,16 @@ def test_character_encoder_equals_encoding_every_position():
         chars[1, 6:] = 0  # padding positions
         expected = TimeDistributed(embedder._encoder)(TimeDistributed(embedder._embedding)(chars), chars != 0)
         assert torch.allclose(embedder(chars), expected, atol=1e-6)
+
+
+def test_slanted_triangular_schedule():
+    optimizer = torch.optim.SGD(Tiny().parameters(), lr=32.0)
+    scheduler = construct(LearningRateScheduler, {"type": "slanted_triangular", "cut_frac": 0.25, "ratio": 32},
+                          "trainer.learning_rate_scheduler", optimizer=optimizer, num_epochs=2, num_steps_per_epoch=4)
+    lrs = []
+    for _ in range(9):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        scheduler.step_batch()
+    # 8 steps, peak after 2: 1 -> 16.5 -> 32, then down by 31/6 a step to 1
+    assert lrs[:3] == pytest.approx([1.0, 16.5, 32.0])
+    assert lrs[3:] == pytest.approx([32 - 31 / 6 * k for k in range(1, 7)])
