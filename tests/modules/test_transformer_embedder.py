@@ -172,3 +172,11 @@ def test_archive_predicts_after_the_model_folder_is_gone(tiny_bert, tmp_path):
     # the archived model is the trained one: its validation metrics come back exactly
     trained = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert json.loads(metrics.read_text())["ner_micro_f1"] == trained["best_validation_ner_micro_f1"]
+
+
+def test_a_sentence_of_2000_words(tiny_bert):
+    words = (["john", "smith", "works", "for", "unaffable", "acme", "."] * 300)[:2000]
+    _, tensors = index(tiny_bert, [words])
+    with torch.no_grad():
+        vectors = embedder(tiny_bert).eval()(**tensors)
+    assert vectors.shape == (1, 2000, 16) and torch.isfinite(vectors).all()
