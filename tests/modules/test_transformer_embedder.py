@@ -180,3 +180,18 @@ def test_a_sentence_of_2000_words(tiny_bert):
     with torch.no_grad():
         vectors = embedder(tiny_bert).eval()(**tensors)
     assert vectors.shape == (1, 2000, 16) and torch.isfinite(vectors).all()
+
+
+def test_leading_space_tokenizers_see_each_word_with_its_space(tmp_path):
+    """RoBERTa-style byte-level BPE marks a word start with "Ġ"; every word must get it, as mid-sentence."""
+    from transformers import RobertaTokenizerFast
+
+    symbols = ["<s>", "<pad>", "</s>", "<unk>", "Ġ"] + list("abcdefghijklmnopqrstuvwxyz")
+    (tmp_path / "vocab.json").write_text(json.dumps({s: i for i, s in enumerate(symbols)}))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
+    RobertaTokenizerFast(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt")).save_pretrained(str(tmp_path))
+    indexer = PretrainedTransformerMismatchedIndexer(str(tmp_path))
+    indexed = indexer.tokens_to_indices(["ab", "c"], Vocabulary())
+    space = symbols.index("Ġ")
+    assert indexed["wordpieces"] == [space, symbols.index("a"), symbols.index("b"), space, symbols.index("c")]
+    assert indexed["offsets"] == [[0, 3], [3, 5]]
