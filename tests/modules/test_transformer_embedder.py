@@ -195,3 +195,28 @@ def test_leading_space_tokenizers_see_each_word_with_its_space(tmp_path):
     space = symbols.index("Ġ")
     assert indexed["wordpieces"] == [space, symbols.index("a"), symbols.index("b"), space, symbols.index("c")]
     assert indexed["offsets"] == [[0, 3], [3, 5]]
+
+
+def test_overfits_a_few_sentences_on_a_tiny_bert(tmp_path):
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from joint_ere.commands.train import train_model
+    from joint_ere.common import Params
+    from tests.conftest import FIXTURES, tiny_config
+
+    words = sorted({w.lower() for f in ("train.json", "dev.json")
+                    for d in json.loads((FIXTURES / f).read_text()) for w in d["tokens"]})
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n")
+    BertTokenizerFast(str(tmp_path / "vocab.txt"), do_lower_case=True).save_pretrained(str(tmp_path))
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=5 + len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, max_position_embeddings=64)).save_pretrained(str(tmp_path))
+    config = tiny_config(train=FIXTURES / "train.json", dev=FIXTURES / "train.json", epochs=80, dropout=0.0)
+    config["dataset_reader"]["token_indexers"] = {
+        "bert": {"type": "pretrained_transformer_mismatched", "model_name": str(tmp_path)}}
+    config["model"]["text_field_embedder"] = {"token_embedders": {
+        "bert": {"type": "pretrained_transformer_mismatched", "model_name": str(tmp_path)}}}
+    train_model(Params(config), str(tmp_path / "run"))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())  # the last epoch's
+    assert metrics["validation_ner_micro_f1"] == 1.0
+    assert metrics["validation_re_strict_micro_f1"] == 1.0
