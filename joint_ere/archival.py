@@ -71,18 +71,19 @@ def _transformer_names(config: Any) -> set:
     return set()
 
 
-def _use_archived_transformers(config: Any, folders: Dict[str, str], model_side: bool) -> Any:
-    """Points every transformer ``model_name`` at the archive's copy; model-side ones skip the pretrained
-    weights, which the archive's own weights replace."""
+def _for_loading(config: Any, folders: Dict[str, str], model_side: bool) -> Any:
+    """The archived config as ``load_archive`` builds it: transformer ``model_name``s point at the archive's
+    copies; on the model side, pretrained files and weights are skipped (the archive's weights replace them)."""
     if isinstance(config, dict):
-        out = {k: _use_archived_transformers(v, folders, model_side) for k, v in config.items()}
+        out = {k: _for_loading(v, folders, model_side) for k, v in config.items()
+               if not (model_side and k == "pretrained_file")}
         if out.get("type") == TRANSFORMER_TYPE and out.get("model_name") in folders:
             out["model_name"] = folders[out["model_name"]]
             if model_side:
                 out["load_weights"] = False
         return out
     if isinstance(config, list):
-        return [_use_archived_transformers(v, folders, model_side) for v in config]
+        return [_for_loading(v, folders, model_side) for v in config]
     return config
 
 
@@ -99,14 +100,6 @@ def safe_extract(archive_path: str, target: str) -> None:
             if member.issym() or member.islnk() or member.isdev():
                 raise ConfigurationError(f"{archive_path}: member {member.name!r} is a link or device; refusing")
         tar.extractall(root, members=members, filter="data")
-
-
-def _strip_keys(value: Any, keys: set) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip_keys(v, keys) for k, v in value.items() if k not in keys}
-    if isinstance(value, list):
-        return [_strip_keys(v, keys) for v in value]
-    return value
 
 
 def load_archive(archive_file: str, cuda_device: Union[int, str, None] = -1,
@@ -127,27 +120,28 @@ def load_archive(archive_file: str, cuda_device: Union[int, str, None] = -1,
         if overrides:
             from tango.common.params import parse_overrides, with_overrides
 
-            extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
-            raw = with_overrides(raw, extra)
+            try:
+                raw = with_overrides(raw, overrides if isinstance(overrides, dict) else parse_overrides(overrides))
+            except (ValueError, RuntimeError) as error:
+                raise ConfigurationError(f"-o/--overrides: {error}") from error
         config = Params(raw)
         meta_path = os.path.join(folder, META_NAME)
-        meta = json.load(open(meta_path, encoding="utf-8")) if os.path.exists(meta_path) else {}
+        meta: Dict[str, Any] = {}
+        if os.path.exists(meta_path):
+            with open(meta_path, encoding="utf-8") as handle:
+                meta = json.load(handle)
         archived = {name: os.path.join(folder, sub) for name, sub in (meta.get("transformers") or {}).items()}
         vocab = Vocabulary.from_files(os.path.join(folder, VOCAB_DIR))
-        # The weights replace any pretrained vectors, so the files named at training time are not needed.
-        model_params = _strip_keys(config.as_dict(quiet=True)["model"], {"pretrained_file"})
-        model_params = _use_archived_transformers(model_params, archived, model_side=True)
-        model = construct(Model, model_params, "model", vocab=vocab)
+        model = construct(Model, _for_loading(raw["model"], archived, model_side=True), "model", vocab=vocab)
         weights = os.path.join(folder, WEIGHTS_NAME if os.path.exists(os.path.join(folder, WEIGHTS_NAME)) else "best.th")
         device = resolve_device(cuda_device, key="--cuda-device")
         model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
         model.to(device).eval()
-        readers = _use_archived_transformers(
-            {key: config.as_dict(quiet=True).get(key) for key in ("dataset_reader", "validation_dataset_reader")},
-            archived, model_side=False)
-        reader = construct(DatasetReader, readers["dataset_reader"] or {}, "dataset_reader")
-        validation = readers["validation_dataset_reader"]
-        validation_reader = construct(DatasetReader, validation, "validation_dataset_reader") if validation else reader
+        reader = construct(DatasetReader, _for_loading(raw.get("dataset_reader") or {}, archived, False),
+                           "dataset_reader")
+        validation = raw.get("validation_dataset_reader")
+        validation_reader = (construct(DatasetReader, _for_loading(validation, archived, False),
+                                       "validation_dataset_reader") if validation else reader)
         return Archive(model, config, reader, validation_reader)
     finally:
         if temp_dir:

@@ -29,10 +29,8 @@ def add_subparser(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
 def run(args: argparse.Namespace) -> None:
     path = resolve_path(args.input_file)
     # Read and check every record first: a bad record stops the command before anything is written.
-    documents = []
-    for index, record in enumerate(load_json_records(path)):
-        doc = Document.from_json(record, path=path, index=index)
-        documents.append(Document(doc.tokens, meta=doc.meta))
+    documents = [Document.from_json(record, path=path, index=index)
+                 for index, record in enumerate(load_json_records(path))]
     archive = load_archive(args.archive_file, cuda_device=args.cuda_device, overrides=args.overrides)
     predictor = Predictor.from_archive(archive, args.predictor)
     temp = args.output_file + ".tmp" if args.output_file else None

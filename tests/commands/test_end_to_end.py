@@ -239,3 +239,9 @@ def test_predictor_python_api(trained):
     assert one["tokens"][0] == "Mary" and one["id"] == 3 and "entities" in one and "relations" in one
     batch = predictor.predict_batch_json([{"tokens": ["a"]}, {"tokens": ["Globex", "is", "in", "Berlin"]}])
     assert [len(b["tokens"]) for b in batch] == [1, 4]
+
+
+def test_evaluate_rejects_overrides_that_match_nothing(trained, capsys):
+    assert main(["evaluate", str(trained / "model.tar.gz"), str(FIXTURES / "dev.json"),
+                 "-o", '{"modell.dropout": 0.5}']) == 1
+    assert "overrides" in capsys.readouterr().err
