@@ -1,0 +1,178 @@
+"""The multi-task encoders: the SRN paper's gate algebra, masks, directions, hand-written gradients, config errors."""
+import itertools
+
+import pytest
+import torch
+
+from joint_ere.common.errors import ConfigurationError
+from joint_ere.common.params import construct
+from joint_ere.modules.encoders import (MultiTaskEncoder, PartitionFilterEncoder, SelectionRecurrentNetwork,
+                                        SharedStatesEncoder)
+
+
+def masked_batch(input_dim: int = 5):
+    torch.manual_seed(1)
+    inputs = torch.randn(3, 6, input_dim)
+    mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] + [0] * 5], dtype=torch.bool)
+    return inputs, mask
+
+
+def test_gates_follow_equations_4_and_5():
+    cell = SelectionRecurrentNetwork(5, 4, num_tasks=3).cells[0]
+    masters = torch.rand(7, 3, 4)  # (anything, k, hidden)
+    gates = cell.selection_gates(masters)
+    e, s, o = masters[:, 0], masters[:, 1], masters[:, 2]
+    es, eo, so, eso = e * s, e * o, s * o, e * s * o  # eq. 4
+    expected = [e - es - eo + eso, s - es - so + eso, o - eo - so + eso, es, eo, so, eso]  # eq. 5, then eq. 4
+    assert torch.allclose(gates, torch.stack(expected, dim=1), atol=1e-6)
+    assert gates.min() >= 0 and gates.max() <= 1
+    # A task's independent gate is its master gate times (1 - master) of every other task.
+    assert torch.allclose(gates[:, 0], e * (1 - s) * (1 - o))
+
+
+def test_two_tasks_independent_plus_shared_is_master():
+    cell = SelectionRecurrentNetwork(5, 4, num_tasks=2).cells[0]
+    masters = torch.rand(9, 2, 4)
+    gates = cell.selection_gates(masters)  # e, r, er
+    assert torch.allclose(gates[:, 0] + gates[:, 2], masters[:, 0])
+    assert torch.allclose(gates[:, 1] + gates[:, 2], masters[:, 1])
+
+
+def test_pfn_partitions_are_gates_that_cover_each_neuron_at_most_once():
+    cell = PartitionFilterEncoder(5, 6).cells[0]
+    partitions = cell.partitions(torch.randn(10, 2, 6))  # e-only, r-only, shared
+    assert partitions.min() >= -1e-6 and partitions.max() <= 1 + 1e-6
+    assert (partitions.sum(1) <= 1 + 1e-6).all()  # e-only + r-only + shared = e + r - e r <= 1
+
+
+def reference_srn(encoder: SelectionRecurrentNetwork, inputs: torch.Tensor) -> dict:
+    """Eqs. 1-10 of the Cascade-SRN paper, written out step by step for one direction, as a reader would."""
+    cell = encoder.cells[0]
+    k, size = encoder.num_tasks, encoder.hidden_dim
+    weight = torch.cat([cell.input_projection.weight, cell.hidden_weight], dim=1)  # W . [x_t, h_{t-1}]
+    h = torch.zeros(inputs.size(0), size)
+    c = torch.zeros(inputs.size(0), size)
+    subsets = [subset for n in range(1, k + 1) for subset in itertools.combinations(range(k), n)]
+    outputs = {subset: [] for subset in subsets}
+    for t in range(inputs.size(1)):
+        z = torch.cat([inputs[:, t], h], dim=1) @ weight.t() + cell.input_projection.bias
+        chunks = z.split(size, dim=1)
+        f, o = torch.sigmoid(chunks[0]), torch.sigmoid(chunks[1])  # eq. 1
+        rho_hat = [torch.sigmoid(chunks[2 + i]) for i in range(k)]  # eq. 3
+        rho_tilde = [torch.sigmoid(chunks[2 + k + i]) for i in range(k)]
+        c_hat = torch.tanh(chunks[-1])
+        c_tilde = f * c  # eq. 2
+
+        def gates(rho):
+            shared = {subset: torch.stack([rho[i] for i in subset]).prod(0) for subset in subsets if len(subset) > 1}
+            result = dict(shared)  # eq. 4
+            for i in range(k):  # eq. 5, inclusion-exclusion over the subsets holding i
+                result[(i,)] = rho[i] + sum((-1) ** (len(s) - 1) * g for s, g in shared.items() if i in s)
+            return result
+
+        g_hat, g_tilde = gates(rho_hat), gates(rho_tilde)
+        memories = {subset: g_tilde[subset] * c_tilde + g_hat[subset] * c_hat for subset in subsets}  # eqs. 6-7
+        c = cell.cell_update(torch.cat([memories[subset] for subset in subsets], dim=1))  # eq. 8
+        h = o * torch.tanh(c)  # eq. 9
+        for subset in subsets:
+            outputs[subset].append(torch.tanh(memories[subset]))  # eq. 10
+    return {name: torch.stack(outputs[subset], dim=1) for name, subset in zip(encoder.representation_names, subsets)}
+
+
+@pytest.mark.parametrize("num_tasks", [2, 3])
+def test_srn_matches_the_papers_equations(num_tasks):
+    encoder = SelectionRecurrentNetwork(5, 4, num_tasks=num_tasks)
+    inputs, _ = masked_batch()
+    mask = torch.ones(inputs.shape[:2], dtype=torch.bool)
+    got = encoder(inputs, mask)
+    expected = reference_srn(encoder, inputs)
+    assert list(got) == (["e", "r", "er"] if num_tasks == 2 else ["e", "s", "o", "es", "eo", "so", "eso"])
+    for name in expected:
+        assert torch.allclose(got[name], expected[name], atol=1e-5), name
+
+
+ENCODERS = {
+    "srn2": lambda: SelectionRecurrentNetwork(5, 4, num_tasks=2),
+    "srn3-bi": lambda: SelectionRecurrentNetwork(5, 4, num_tasks=3, bidirectional=True),
+    "pfn": lambda: PartitionFilterEncoder(5, 4),
+    "pfn-bi": lambda: PartitionFilterEncoder(5, 4, bidirectional=True),
+}
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_padding_does_not_change_real_positions(name):
+    encoder = ENCODERS[name]()
+    inputs, mask = masked_batch()
+    batched = encoder(inputs, mask)
+    for row in range(inputs.size(0)):
+        length = int(mask[row].sum())
+        alone = encoder(inputs[row:row + 1, :length], mask[row:row + 1, :length])
+        for key in batched:
+            assert torch.allclose(batched[key][row, :length], alone[key][0], atol=1e-6), (key, row)
+            assert (batched[key][row, length:] == 0).all()
+
+
+def test_bidirectional_shapes_and_reversal():
+    encoder = SelectionRecurrentNetwork(5, 4, num_tasks=2, bidirectional=True)
+    inputs, mask = masked_batch()
+    outputs = encoder(inputs, mask)
+    assert encoder.get_output_dim() == 8
+    assert {name: tuple(tensor.shape) for name, tensor in outputs.items()} == {
+        "e": (3, 6, 8), "r": (3, 6, 8), "er": (3, 6, 8)}
+    # The backward half at the first word equals a forward cell run over the reversed sentence, at its end.
+    forward_only = SelectionRecurrentNetwork(5, 4, num_tasks=2)
+    forward_only.cells[0].load_state_dict(encoder.cells[1].state_dict())
+    reversed_sentence = inputs[1:2, :4].flip(1)
+    expected = forward_only(reversed_sentence, mask[1:2, :4])["e"][0, -1]
+    assert torch.allclose(outputs["e"][1, 0, 4:], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_hand_written_backward_matches_finite_differences(name):
+    encoder = ENCODERS[name]().double()
+    inputs, mask = masked_batch()
+    inputs = inputs[:, :4].double().requires_grad_()
+    mask = mask[:, :4]
+    names = [n for n, _ in encoder.named_parameters()]
+    parameters = tuple(p.detach().clone().requires_grad_() for p in encoder.parameters())
+
+    def run(x, *weights):
+        return tuple(torch.func.functional_call(encoder, dict(zip(names, weights)), (x, mask)).values())
+
+    assert torch.autograd.gradcheck(run, (inputs, *parameters))
+
+
+def test_recurrent_dropout_only_in_training():
+    encoder = PartitionFilterEncoder(5, 4, recurrent_dropout=0.5)
+    inputs, mask = masked_batch()
+    encoder.eval()
+    assert torch.equal(encoder(inputs, mask)["e"], encoder(inputs, mask)["e"])
+    encoder.train()
+    torch.manual_seed(0)
+    first = encoder(inputs, mask)["e"]
+    assert not torch.equal(first, encoder(inputs, mask)["e"])
+
+
+def test_shared_states_encoder_gives_every_task_the_same_states():
+    encoder = construct(MultiTaskEncoder, {"type": "shared", "num_tasks": 3, "encoder": {
+        "type": "lstm", "input_size": 5, "hidden_size": 3, "bidirectional": True}}, "model.encoder")
+    inputs, mask = masked_batch()
+    outputs = encoder(inputs, mask)
+    assert list(outputs) == ["e", "s", "o", "es", "eo", "so", "eso"]
+    assert all(tensor is outputs["e"] for tensor in outputs.values())
+    assert isinstance(encoder, SharedStatesEncoder) and encoder.get_output_dim() == 6
+
+
+def test_task_names_and_errors():
+    encoder = SelectionRecurrentNetwork(5, 4, num_tasks=2, task_names=["ner", "re"])
+    assert encoder.representation_names == ["ner", "re", "ner+re"]
+    with pytest.raises(ConfigurationError, match="pfn encoder partitions neurons between exactly 2 tasks"):
+        construct(MultiTaskEncoder, {"type": "pfn", "input_dim": 5, "hidden_dim": 4, "num_tasks": 3}, "model.encoder")
+    with pytest.raises(ConfigurationError, match="3 distinct names"):
+        SelectionRecurrentNetwork(5, 4, num_tasks=3, task_names=["a", "b"])
+    with pytest.raises(ConfigurationError,
+                       match=r"model.encoder: model 'table_filling' needs num_tasks = 2, but the "
+                             r"SelectionRecurrentNetwork encoder \(num_tasks = 3; provides e, s, o, es, eo, so, eso\)"):
+        SelectionRecurrentNetwork(5, 4, num_tasks=3).check_provides("model.encoder", "table_filling", 2, ["e"])
+    with pytest.raises(ConfigurationError, match=r"asks for task 'x', which the PartitionFilterEncoder encoder"):
+        PartitionFilterEncoder(5, 4).check_provides("model.encoder", "table_filling", 2, ["e", "x"])
