@@ -1,4 +1,5 @@
 from joint_ere.models.model import Model
 from joint_ere.models.multi_head_selection import MultiHeadSelection
+from joint_ere.models.table_filling import TableFilling
 
-__all__ = ["Model", "MultiHeadSelection"]
+__all__ = ["Model", "MultiHeadSelection", "TableFilling"]

@@ -1,9 +1,10 @@
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import torch
 from tango.common import Registrable
 
-from joint_ere.data.document import Document
+from joint_ere.common.errors import ConfigurationError
+from joint_ere.data.document import Document, Entity, Relation
 from joint_ere.data.vocabulary import Vocabulary
 from joint_ere.metrics import EntityRelationMetrics
 
@@ -26,5 +27,24 @@ class Model(torch.nn.Module, Registrable):
     def make_output_human_readable(self, output_dict: Dict[str, Any]) -> List[Document]:
         raise NotImplementedError
 
+    def score_predictions(self, output: Dict[str, Any]) -> None:
+        """On an evaluation batch with gold documents: decode it (kept for evaluate's output) and update metrics."""
+        if not self.training and output.get("metadata") is not None:
+            output["documents"] = self.make_output_human_readable(output)
+            self.metrics(output["documents"], output["metadata"])
+
+    @staticmethod
+    def predicted_document(source: Optional[Document], length: int, entities: List[Entity],
+                           relations: List[Relation]) -> Document:
+        """A prediction for ``source`` (its tokens and meta), or for ``length`` unnamed words without one."""
+        tokens = source.tokens if source is not None else [""] * length
+        return Document(list(tokens), entities, relations, dict(source.meta) if source is not None else {})
+
     def get_metrics(self, reset: bool = False, per_type: bool = False) -> Dict[str, float]:
         return self.metrics.get_metric(reset=reset, per_type=per_type)
+
+
+def check_dimensions(key: str, got: int, what: str, expected: int) -> None:
+    """A config error naming ``key`` when a module's input size does not match what feeds it."""
+    if got != expected:
+        raise ConfigurationError(f"{key}: input dimension is {got}, but {what} has dimension {expected}")

@@ -20,7 +20,7 @@ from joint_ere.common.errors import ConfigurationError
 from joint_ere.data.document import Document, Entity, Relation
 from joint_ere.data.instance import ENTITY_LABELS, RELATION_LABELS
 from joint_ere.data.vocabulary import Vocabulary
-from joint_ere.models.model import Model
+from joint_ere.models.model import Model, check_dimensions
 from joint_ere.modules.tagging import CrfTagDecoder, TagDecoder
 from joint_ere.modules.token_embedders import TextFieldEmbedder
 
@@ -55,11 +55,11 @@ class MultiHeadSelection(Model):
                  relation_hidden_dim: int = 64, activation: str = "relu", re_loss_weight: float = 1.0,
                  dropout: float = 0.0, relation_threshold: float = 0.5) -> None:
         super().__init__(vocab)
-        _check_dims("model.shared_encoder", shared_encoder.get_input_dim(), "the text_field_embedder's output",
+        check_dimensions("model.shared_encoder", shared_encoder.get_input_dim(), "the text_field_embedder's output",
                     text_field_embedder.get_output_dim())
-        _check_dims("model.ner_encoder", ner_encoder.get_input_dim(), "model.shared_encoder's output",
+        check_dimensions("model.ner_encoder", ner_encoder.get_input_dim(), "model.shared_encoder's output",
                     shared_encoder.get_output_dim())
-        _check_dims("model.re_encoder", re_encoder.get_input_dim(), "model.shared_encoder's output",
+        check_dimensions("model.re_encoder", re_encoder.get_input_dim(), "model.shared_encoder's output",
                     shared_encoder.get_output_dim())
         if activation not in ACTIVATIONS:
             raise ConfigurationError(f"model.activation: {activation!r} is not one of {sorted(ACTIVATIONS)}")
@@ -116,9 +116,7 @@ class MultiHeadSelection(Model):
                 relation_logits.float(), target, weight=pair_mask, reduction="sum") / batch
             output["ner_loss"], output["re_loss"] = ner_loss, re_loss
             output["loss"] = ner_loss + self.re_loss_weight * re_loss
-            if not self.training and metadata is not None:
-                output["documents"] = self.make_output_human_readable(output)  # kept for evaluate's output
-                self.metrics(output["documents"], metadata)
+            self.score_predictions(output)
         return output
 
     def _score_pairs(self, head: torch.Tensor, tail: torch.Tensor) -> torch.Tensor:
@@ -164,9 +162,7 @@ class MultiHeadSelection(Model):
                     if head != tail:
                         relation_list.append(Relation(relation_labels[label], head, tail,
                                                       probs[head, tail, label].item()))
-            tokens = source.tokens if source is not None else [""] * length
-            meta = dict(source.meta) if source is not None else {}
-            documents.append(Document(list(tokens), entity_list, relation_list, meta))
+            documents.append(self.predicted_document(source, length, entity_list, relation_list))
         return documents
 
     def _entity_pair_probabilities(self, head: torch.Tensor, tail: torch.Tensor, spans: List[list]) -> torch.Tensor:
@@ -181,7 +177,3 @@ class MultiHeadSelection(Model):
         logits = self._score_pairs(head.gather(1, last), tail.gather(1, last))
         return torch.sigmoid(logits.float()).cpu()
 
-
-def _check_dims(key: str, got: int, what: str, expected: int) -> None:
-    if got != expected:
-        raise ConfigurationError(f"{key}: input dimension is {got}, but {what} has dimension {expected}")

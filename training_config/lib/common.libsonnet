@@ -68,6 +68,15 @@ local glove_file = std.extVar('GLOVE_50D');
     ner_decoder: {type: 'crf', label_encoding: 'BIO'},
   },
 
+  // The two-task encoders of the table-filling model (issue #4), all with `hidden` units per direction.
+  pfn(input_dim, hidden=300):: {type: 'pfn', input_dim: input_dim, hidden_dim: hidden, recurrent_dropout: 0.1},
+  srn(input_dim, hidden=300, num_tasks=2):: {type: 'srn', input_dim: input_dim, hidden_dim: hidden,
+                                             num_tasks: num_tasks, recurrent_dropout: 0.1},
+  shared_bilstm(input_dim, hidden=150):: {type: 'shared', encoder: $.bilstm(input_dim, hidden, 1)},
+
+  // PFN's table-filling decoder over a two-task encoder.
+  table_filling(encoder, hidden=300):: {type: 'table_filling', encoder: encoder, hidden_dim: hidden, dropout: 0.1},
+
   base:: {
     random_seed: 13370,
     numpy_seed: 1337,

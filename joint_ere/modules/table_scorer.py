@@ -1,0 +1,32 @@
+"""Scores every (row token, column token) cell of a table for each label: PFN's NER and RE units."""
+import torch
+from allennlp_light.nn import util
+
+
+class TableScorer(torch.nn.Module):
+    """
+    ``logits[b, i, j, l] = Linear_l(ELU(LayerNorm(W [x_i; x_j; g])))``, where ``g`` is a sentence summary:
+    the max over the words of ``tanh(Linear([task; shared]))`` (PFN's global representation).
+
+    ``W [x_i; x_j; g]`` is computed as ``W_row x_i + W_col x_j + W_g g`` and broadcast to the table, so the
+    (T x T x 3D) concatenation is never built.
+    """
+
+    def __init__(self, input_dim: int, shared_dim: int, hidden_dim: int, num_labels: int, dropout: float) -> None:
+        super().__init__()
+        self.summary = torch.nn.Linear(input_dim + shared_dim, hidden_dim)
+        self.row = torch.nn.Linear(input_dim, hidden_dim)
+        self.column = torch.nn.Linear(input_dim, hidden_dim, bias=False)
+        self.context = torch.nn.Linear(hidden_dim, hidden_dim, bias=False)
+        self.norm = torch.nn.LayerNorm(hidden_dim)
+        self.dropout = torch.nn.Dropout(dropout)
+        self.scorer = torch.nn.Linear(hidden_dim, max(1, num_labels))
+        # Nearly every cell is negative; starting near P = 0.01 keeps the summed loss sane in the first steps.
+        torch.nn.init.constant_(self.scorer.bias, -4.6)
+
+    def forward(self, task: torch.Tensor, shared: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        summary = torch.tanh(self.summary(torch.cat([task, shared], dim=-1)))
+        summary = util.masked_max(summary, mask.unsqueeze(-1), dim=1)  # (B, H)
+        cells = (self.row(task).unsqueeze(2) + self.column(task).unsqueeze(1)
+                 + self.context(summary)[:, None, None, :])  # (B, T, T, H)
+        return self.scorer(self.dropout(torch.nn.functional.elu(self.norm(cells))))
