@@ -1,6 +1,7 @@
 """``model.tar.gz``: config.json, weights.th, vocabulary/ and meta.json; ``load_archive`` reads it back."""
 import io
 import json
+import logging
 import os
 import shutil
 import tarfile
@@ -16,12 +17,15 @@ from joint_ere.common.params import construct
 from joint_ere.data.readers import DatasetReader
 from joint_ere.data.vocabulary import Vocabulary
 from joint_ere.models.model import Model
+from joint_ere.modules.transformer_embedder import use_reduced_precision
 from joint_ere.training.trainer import resolve_device
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.th"
 META_NAME = "meta.json"
 VOCAB_DIR = "vocabulary"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -103,8 +107,9 @@ def safe_extract(archive_path: str, target: str) -> None:
 
 
 def load_archive(archive_file: str, cuda_device: Union[int, str, None] = -1,
-                 overrides: Union[str, Dict[str, Any]] = "") -> Archive:
-    """The model (weights loaded with ``weights_only=True``), its config and dataset readers."""
+                 overrides: Union[str, Dict[str, Any]] = "", use_amp: bool = False) -> Archive:
+    """The model (weights loaded with ``weights_only=True``), its config and dataset readers. ``use_amp`` runs
+    the model's transformer embedders in reduced precision (``use_reduced_precision``)."""
     if not os.path.exists(archive_file):
         raise ConfigurationError(f"archive not found: {archive_file}")
     temp_dir = None
@@ -137,6 +142,8 @@ def load_archive(archive_file: str, cuda_device: Union[int, str, None] = -1,
         device = resolve_device(cuda_device, key="--cuda-device")
         model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
         model.to(device).eval()
+        if use_amp and not use_reduced_precision(model, device):
+            logger.warning("--use-amp: the model has no transformer embedder; it runs in float32")
         reader = construct(DatasetReader, _for_loading(raw.get("dataset_reader") or {}, archived, False),
                            "dataset_reader")
         validation = raw.get("validation_dataset_reader")

@@ -26,6 +26,8 @@ def add_subparser(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
     parser.add_argument("--cuda-device", type=int, default=-1)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("-o", "--overrides", default="", help="a JSON object merged into the archived config")
+    parser.add_argument("--use-amp", action="store_true",
+                        help="run transformer embedders in bfloat16 (CPU) / float16 (GPU); the rest stays float32")
     parser.add_argument("--per-type", action="store_true", help="also report P/R/F1 per entity and relation type")
     return parser
 
@@ -53,7 +55,8 @@ def evaluate_instances(model: Model, loader: DataLoader, device: torch.device, p
 
 
 def run(args: argparse.Namespace) -> None:
-    archive = load_archive(args.archive_file, cuda_device=args.cuda_device, overrides=args.overrides)
+    archive = load_archive(args.archive_file, cuda_device=args.cuda_device, overrides=args.overrides,
+                           use_amp=args.use_amp)
     instances = archive.validation_dataset_reader.read(args.input_file)
     loader = DataLoader(instances, batch_size=args.batch_size)
     device = next(archive.model.parameters()).device

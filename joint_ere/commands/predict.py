@@ -23,6 +23,8 @@ def add_subparser(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
     parser.add_argument("--predictor", default=None, help="a registered Predictor (default: document)")
     parser.add_argument("--silent", action="store_true", help="do not print predictions to stdout")
     parser.add_argument("-o", "--overrides", default="", help="a JSON object merged into the archived config")
+    parser.add_argument("--use-amp", action="store_true",
+                        help="run transformer embedders in bfloat16 (CPU) / float16 (GPU); the rest stays float32")
     return parser
 
 
@@ -31,7 +33,8 @@ def run(args: argparse.Namespace) -> None:
     # Read and check every record first: a bad record stops the command before anything is written.
     documents = [Document.from_json(record, path=path, index=index)
                  for index, record in enumerate(load_json_records(path))]
-    archive = load_archive(args.archive_file, cuda_device=args.cuda_device, overrides=args.overrides)
+    archive = load_archive(args.archive_file, cuda_device=args.cuda_device, overrides=args.overrides,
+                           use_amp=args.use_amp)
     predictor = Predictor.from_archive(archive, args.predictor)
     temp = args.output_file + ".tmp" if args.output_file else None
     handle = open(temp, "w", encoding="utf-8") if temp else None

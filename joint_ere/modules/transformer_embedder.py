@@ -56,6 +56,7 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
         self.pooling = pooling
         self.scalar_mix = (None if last_layer_only
                            else ScalarMix(self.transformer.config.num_hidden_layers + 1))
+        self.inference_dtype: Optional[torch.dtype] = None  # see ``use_reduced_precision``
         for parameter in self.transformer.parameters():
             parameter.requires_grad_(train_parameters)
         self.output_dim = self.transformer.config.hidden_size
@@ -90,10 +91,14 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
         keep = window_length.view(-1) > 0  # skip windows past a sentence's end
         hidden = torch.zeros(flat_ids.size(0), content + 2, self.output_dim, device=ids.device)
         if keep.any():
-            out = self.transformer(input_ids=flat_ids[keep], attention_mask=flat_attention[keep].long(),
-                                   output_hidden_states=self.scalar_mix is not None)
+            reduced = self.inference_dtype is not None and not self.training
+            with torch.autocast(ids.device.type, dtype=self.inference_dtype, enabled=reduced):
+                out = self.transformer(input_ids=flat_ids[keep], attention_mask=flat_attention[keep].long(),
+                                       output_hidden_states=self.scalar_mix is not None)
             encoded = (self.scalar_mix(list(out.hidden_states), flat_attention[keep])
                        if self.scalar_mix is not None else out.last_hidden_state)
+            if reduced:
+                encoded = encoded.float()
             hidden = hidden.to(encoded.dtype)
             hidden[keep] = encoded
         hidden = hidden.view(batch, windows, content + 2, -1)[:, :, 1:-1]  # drop CLS/SEP slots
@@ -123,3 +128,19 @@ def window_for_position(width: int, content: int, stride: int, windows: int, dev
     last = torch.clamp(torch.div(position, stride, rounding_mode="floor"), max=windows - 1)
     centred = torch.round((position - content / 2) / stride).long()
     return torch.maximum(first, torch.minimum(last, centred))
+
+
+def use_reduced_precision(model: torch.nn.Module, device: torch.device) -> int:
+    """
+    Run every transformer embedder of ``model`` under autocast at inference (bfloat16 on a CPU, float16 on a
+    GPU); everything else (the BiLSTMs, CRF, scorers) stays in float32. On the 2-core development CPU this
+    nearly doubles MiniLM's prediction speed and moved CoNLL04 dev F1 by less than 0.2 (RESULTS.md).
+    Returns how many embedders it switched.
+    """
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    switched = 0
+    for module in model.modules():
+        if isinstance(module, PretrainedTransformerMismatchedEmbedder):
+            module.inference_dtype = dtype
+            switched += 1
+    return switched

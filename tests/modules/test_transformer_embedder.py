@@ -166,6 +166,9 @@ def test_archive_predicts_after_the_model_folder_is_gone(tiny_bert, tmp_path):
     assert main(["predict", str(tmp_path / "run" / "model.tar.gz"), str(FIXTURES / "predict.jsonl"),
                  "--output-file", str(out), "--silent"]) == 0
     assert len(out.read_text().splitlines()) == 4
+    assert main(["predict", str(tmp_path / "run" / "model.tar.gz"), str(FIXTURES / "predict.jsonl"),
+                 "--output-file", str(tmp_path / "amp.jsonl"), "--silent", "--use-amp"]) == 0
+    assert len((tmp_path / "amp.jsonl").read_text().splitlines()) == 4
     metrics = tmp_path / "metrics.json"
     assert main(["evaluate", str(tmp_path / "run" / "model.tar.gz"), str(FIXTURES / "dev.json"),
                  "--output-file", str(metrics)]) == 0
@@ -220,3 +223,22 @@ def test_overfits_a_few_sentences_on_a_tiny_bert(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())  # the last epoch's
     assert metrics["validation_ner_micro_f1"] == 1.0
     assert metrics["validation_re_strict_micro_f1"] == 1.0
+
+
+def test_reduced_precision_runs_only_the_transformer_in_bfloat16(tiny_bert):
+    from joint_ere.modules.transformer_embedder import use_reduced_precision
+
+    _, tensors = index(tiny_bert, [["john", "smith", "works", "for", "acme", "."], ["acme", "."]])
+    model = torch.nn.ModuleDict({"embedder": embedder(tiny_bert).eval(), "other": torch.nn.Linear(2, 2)})
+    with torch.no_grad():
+        full = model["embedder"](**tensors)
+        assert use_reduced_precision(model, torch.device("cpu")) == 1
+        reduced = model["embedder"](**tensors)
+        model["embedder"].train()
+        for module in model["embedder"].modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        training = model["embedder"](**tensors)  # training is never in reduced precision
+    assert reduced.dtype == torch.float32 and full.dtype == torch.float32
+    assert not torch.equal(reduced, full) and torch.allclose(reduced, full, atol=0.1)
+    assert torch.allclose(training, full, atol=1e-6)
