@@ -176,3 +176,23 @@ def test_task_names_and_errors():
         SelectionRecurrentNetwork(5, 4, num_tasks=3).check_provides("model.encoder", "table_filling", 2, ["e"])
     with pytest.raises(ConfigurationError, match=r"asks for task 'x', which the PartitionFilterEncoder encoder"):
         PartitionFilterEncoder(5, 4).check_provides("model.encoder", "table_filling", 2, ["e", "x"])
+
+
+@pytest.mark.parametrize("name", ["srn3-bi", "pfn"])
+def test_onednn_products_match_plain_ones(name, monkeypatch):
+    """The float32 CPU path packs weights for oneDNN; outputs and gradients equal those of plain products."""
+    from joint_ere.modules.encoders.recurrent import _StepProduct
+
+    encoder = ENCODERS[name]()
+    inputs, mask = masked_batch()
+    results = []
+    for onednn in (True, False):
+        monkeypatch.setattr(_StepProduct, "use_onednn", onednn)
+        encoder.zero_grad()
+        x = inputs.clone().requires_grad_()
+        outputs = encoder(x, mask)
+        sum((output * torch.randn_like(output, generator=torch.Generator().manual_seed(3))).sum()
+            for output in outputs.values()).backward()
+        results.append([*outputs.values(), x.grad, *(p.grad.clone() for p in encoder.parameters())])
+    for fast, plain in zip(*results):
+        assert torch.allclose(fast, plain, atol=1e-5)

