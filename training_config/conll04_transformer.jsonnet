@@ -4,7 +4,7 @@
 local lib = import 'lib/common.libsonnet';
 
 lib.base + {
-  dataset_reader: {type: 'spert_json', token_indexers: lib.transformer_indexers},
+  dataset_reader: {type: 'spert_json', token_indexers: lib.transformer_indexers()},
   train_data_path: lib.data('conll04/conll04_train.json'),
   validation_data_path: lib.data('conll04/conll04_dev.json'),
   test_data_path: lib.data('conll04/conll04_test.json'),

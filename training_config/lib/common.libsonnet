@@ -15,32 +15,40 @@ local glove_file = std.extVar('GLOVE_50D');
   // Words (lowercased, for GloVe 6B) and their characters.
   glove_and_chars_indexers:: {
     tokens: {type: 'single_id', lowercase_tokens: true},
-    token_characters: {type: 'characters', min_padding_length: 3},
+    token_characters: $.characters_indexer,
   },
-  // GloVe 50d (trainable, with word dropout) + a character BiLSTM (Bekoulis: 25-d characters, 25 per
-  // direction); output 50 + 2 * char_hidden. `char_encoder: 'cnn'` swaps in a CNN (faster on a CPU).
+  // Characters of each word (25-d) through a BiLSTM of `char_hidden` per direction (Bekoulis), or a CNN with as
+  // many filters (`char_encoder: 'cnn'`, faster on a CPU); output 2 * char_hidden.
+  characters(char_dim=25, char_hidden=25, char_encoder='lstm'):: {
+    type: 'character_encoding',
+    embedding: {embedding_dim: char_dim, vocab_namespace: 'token_characters'},
+    encoder: if char_encoder == 'lstm'
+      then {type: 'lstm', input_size: char_dim, hidden_size: char_hidden, bidirectional: true}
+      else {type: 'cnn', embedding_dim: char_dim, num_filters: 2 * char_hidden, ngram_filter_sizes: [3]},
+  },
+  characters_indexer:: {type: 'characters', min_padding_length: 3},
+
+  // GloVe 50d (trainable, with word dropout) + characters; output 50 + 2 * char_hidden.
   glove_and_chars_embedder(char_dim=25, char_hidden=25, word_dropout=0.1, char_encoder='lstm'):: {
     token_embedders: {
       tokens: {type: 'embedding', embedding_dim: 50, pretrained_file: $.glove_50d, trainable: true,
                word_dropout: word_dropout},
-      token_characters: {
-        type: 'character_encoding',
-        embedding: {embedding_dim: char_dim, vocab_namespace: 'token_characters'},
-        encoder: if char_encoder == 'lstm'
-          then {type: 'lstm', input_size: char_dim, hidden_size: char_hidden, bidirectional: true}
-          else {type: 'cnn', embedding_dim: char_dim, num_filters: 2 * char_hidden, ngram_filter_sizes: [3]},
-      },
+      token_characters: $.characters(char_dim, char_hidden, char_encoder),
     },
   },
 
   // A Hugging Face encoder (hub name or local folder) under the word-level model: TRANSFORMER_MODEL names it
   // (default bert-base-cased), TRANSFORMER_DIM gives its hidden size (768; 384 for all-MiniLM-L6-v2).
+  // `chars: true` joins a character BiLSTM (50 more features), which gives uncased models the words' case.
   transformer_model:: std.extVar('TRANSFORMER_MODEL'),
   transformer_dim:: std.parseInt(std.extVar('TRANSFORMER_DIM')),
-  transformer_indexers:: {transformer: {type: 'pretrained_transformer_mismatched', model_name: $.transformer_model}},
-  transformer_embedder(pooling='first'):: {
+  transformer_indexers(chars=false):: {
+    transformer: {type: 'pretrained_transformer_mismatched', model_name: $.transformer_model},
+  } + (if chars then {token_characters: $.characters_indexer} else {}),
+  transformer_embedder(pooling='first', chars=false):: {
     token_embedders: {transformer: {type: 'pretrained_transformer_mismatched', model_name: $.transformer_model,
-                                    pooling: pooling}},
+                                    pooling: pooling}}
+                     + (if chars then {token_characters: $.characters()} else {}),
   },
   // Fine-tuning: the transformer at a small learning rate without weight decay, the rest at `lr`.
   transformer_trainer(lr=1e-3, transformer_lr=5e-5, epochs=15, warmup_steps=200):: {
