@@ -3,6 +3,9 @@ import torch
 from allennlp_light.nn import util
 
 
+CELLS_AT_ONCE = 1 << 24  # table cells x hidden units built at once at inference (64 MB in float32)
+
+
 class TableScorer(torch.nn.Module):
     """
     ``logits[b, i, j, l] = Linear_l(ELU(LayerNorm(W [x_i; x_j; g])))``, where ``g`` is a sentence summary:
@@ -27,6 +30,15 @@ class TableScorer(torch.nn.Module):
     def forward(self, task: torch.Tensor, shared: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         summary = torch.tanh(self.summary(torch.cat([task, shared], dim=-1)))
         summary = util.masked_max(summary, mask.unsqueeze(-1), dim=1)  # (B, H)
-        cells = (self.row(task).unsqueeze(2) + self.column(task).unsqueeze(1)
-                 + self.context(summary)[:, None, None, :])  # (B, T, T, H)
+        rows = self.row(task).unsqueeze(2) + self.context(summary)[:, None, None, :]  # (B, T, 1, H)
+        columns = self.column(task).unsqueeze(1)  # (B, 1, T, H)
+        batch, length, _, hidden = rows.shape
+        if self.training or batch * length * length * hidden <= CELLS_AT_ONCE:
+            return self._score(rows + columns)
+        # A long sentence at inference: the (T, T, H) cells a block of rows at a time, so memory stays bounded.
+        block = max(1, CELLS_AT_ONCE // (batch * length * hidden))
+        return torch.cat([self._score(rows[:, start:start + block] + columns)
+                          for start in range(0, length, block)], dim=1)
+
+    def _score(self, cells: torch.Tensor) -> torch.Tensor:
         return self.scorer(self.dropout(torch.nn.functional.elu(self.norm(cells))))

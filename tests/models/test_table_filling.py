@@ -100,3 +100,28 @@ def test_encoder_that_does_not_fit_the_model_fails_at_config_time():
         construct(Model, config["model"], "model", vocab=vocab)
     with pytest.raises(ConfigurationError, match=r"model.encoder: input dimension is 20, but the text_field_embedder"):
         build({"type": "pfn", "input_dim": 20, "hidden_dim": 8})
+
+
+def test_table_scorer_in_row_blocks_equals_the_whole_table(monkeypatch):
+    from joint_ere.modules import table_scorer
+
+    torch.manual_seed(0)
+    scorer = table_scorer.TableScorer(6, 6, 8, 3, dropout=0.0).eval()
+    task, shared = torch.randn(2, 11, 6), torch.randn(2, 11, 6)
+    mask = torch.ones(2, 11, dtype=torch.bool)
+    whole = scorer(task, shared, mask)
+    monkeypatch.setattr(table_scorer, "CELLS_AT_ONCE", 2 * 11 * 8 * 3)  # blocks of 3 rows
+    assert torch.allclose(scorer(task, shared, mask), whole, atol=1e-6)
+
+
+def test_a_sentence_of_2000_words_predicts():
+    from joint_ere.data import DatasetReader
+    from joint_ere.predictors import Predictor
+
+    model, _ = build(ENCODERS["pfn"])
+    reader = construct(DatasetReader, {"type": "spert_json", "token_indexers": {
+        "tokens": {"type": "single_id", "lowercase_tokens": True},
+        "token_characters": {"type": "characters", "min_padding_length": 3}}}, "dataset_reader")
+    words = (["john", "smith", "works", "for", "acme", "."] * 340)[:2000]
+    document = Predictor(model, reader).predict_documents([Document(words)])[0]
+    assert len(document.tokens) == 2000
