@@ -196,3 +196,17 @@ def test_onednn_products_match_plain_ones(name, monkeypatch):
         results.append([*outputs.values(), x.grad, *(p.grad.clone() for p in encoder.parameters())])
     for fast, plain in zip(*results):
         assert torch.allclose(fast, plain, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["srn2", "pfn-bi"])
+def test_recurrence_runs_in_float32_under_autocast(name):
+    """Mixed precision (use_amp) feeds half-precision inputs; the cell still runs, and trains, in float32."""
+    encoder = ENCODERS[name]()
+    projection = torch.nn.Linear(3, 5)
+    inputs, mask = masked_batch(3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = encoder(projection(inputs), mask)
+        loss = sum(output.sum() for output in outputs.values())
+    loss.backward()
+    assert all(output.dtype == torch.float32 for output in outputs.values())
+    assert projection.weight.grad.abs().sum() > 0 and encoder.cells[0].hidden_weight.grad.abs().sum() > 0

@@ -14,18 +14,13 @@ Per step t, from [h_{t-1}, x_t] (one matrix W; its x_t half runs for all steps a
     c_t = Linear([\rho_e; \rho_r; \rho_s]),  h_t = tanh(c_t)             filter: the next step's state
     h_e, h_r, h_er = tanh(\rho_e), tanh(\rho_r), tanh(\rho_s)             the task representations
 """
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 
 from joint_ere.common.errors import ConfigurationError
 from joint_ere.modules.encoders.multi_task_encoder import MultiTaskEncoder
 from joint_ere.modules.encoders.recurrent import RecurrentCell, RecurrentTaskEncoder
-
-
-def cumulative_softmax(logits: torch.Tensor) -> torch.Tensor:
-    """The differentiable cummax of ON-LSTM and PFN: a non-decreasing gate in [0, 1] along the last axis."""
-    return torch.softmax(logits, dim=-1).cumsum(dim=-1)
 
 
 class PartitionFilterCell(RecurrentCell):
@@ -38,10 +33,16 @@ class PartitionFilterCell(RecurrentCell):
 
     def partitions(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits ``(..., 2, hidden)`` (entity, relation) -> gates ``(..., 3, hidden)``: e-only, r-only, shared."""
-        gates = cumulative_softmax(logits)
+        return self._partition(logits)[-1]
+
+    @staticmethod
+    def _partition(logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """softmax(logits), the entity gate, the relation gate and the three partitions (for the backward too)."""
+        probabilities = torch.softmax(logits, dim=-1)
+        gates = probabilities.cumsum(dim=-1)  # ON-LSTM's differentiable cummax: non-decreasing, in [0, 1]
         entity, relation = 1 - gates[..., 0, :], gates[..., 1, :]
         shared = entity * relation
-        return torch.stack([entity - shared, relation - shared, shared], dim=-2)
+        return probabilities, entity, relation, torch.stack([entity - shared, relation - shared, shared], dim=-2)
 
     def activate(self, gates: torch.Tensor) -> torch.Tensor:
         # \hat c_t = tanh(.); the partition logits stay raw (their cummax is part of ``select``).
@@ -66,12 +67,7 @@ class PartitionFilterCell(RecurrentCell):
                         grad_activations: torch.Tensor) -> torch.Tensor:
         hidden = self.hidden_dim
         candidate = activations[:, :hidden]
-        logits = activations[:, hidden:].view(-1, 2, 2, hidden)
-        probabilities = torch.softmax(logits, dim=-1)
-        cumulative = probabilities.cumsum(dim=-1)
-        entity, relation = 1 - cumulative[..., 0, :], cumulative[..., 1, :]
-        shared = entity * relation
-        partition = torch.stack([entity - shared, relation - shared, shared], dim=-2)
+        probabilities, entity, relation, partition = self._partition(activations[:, hidden:].view(-1, 2, 2, hidden))
         # rho_s also flows into rho_e and rho_r.
         grad_memories = torch.cat([grad_memories[:, :2], grad_memories.sum(1, keepdim=True)], dim=1).unsqueeze(1)
         states = torch.stack([cell, candidate], dim=1).unsqueeze(2)  # (batch, [c_{t-1}, \hat c], 1, hidden)

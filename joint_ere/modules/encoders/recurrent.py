@@ -198,7 +198,12 @@ class RecurrentTaskEncoder(MultiTaskEncoder):
         hidden_weight = cell.hidden_weight
         if self.training and self.recurrent_dropout > 0:
             hidden_weight = torch.nn.functional.dropout(hidden_weight, self.recurrent_dropout)
-        memories = _Recurrence.apply(cell, projected, hidden_weight, cell.cell_update.weight, cell.cell_update.bias)
+        # The recurrence runs in (at least) float32 whatever autocast says: its hand-written backward multiplies
+        # saved states by the weights directly, and a half-precision cell state drifts over long sentences.
+        dtype = torch.promote_types(projected.dtype, hidden_weight.dtype)
+        with torch.autocast(inputs.device.type, enabled=False):
+            memories = _Recurrence.apply(cell, projected.to(dtype), hidden_weight.to(dtype),
+                                         cell.cell_update.weight.to(dtype), cell.cell_update.bias.to(dtype))
         return memories.transpose(0, 1)  # (batch, length, num_memories, hidden)
 
 

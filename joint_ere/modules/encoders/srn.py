@@ -15,6 +15,8 @@ Per step t, from [h_{t-1}, x_t]:
     h_S = tanh(s_S)  the representations the encoder returns                                        (10)
 W_1 and W_2 are one matrix here (their rows stacked), and its x_t half runs for all steps at once.
 """
+import functools
+import operator
 from typing import List, Optional, Tuple
 
 import torch
@@ -38,16 +40,15 @@ class SelectionCell(RecurrentCell):
         self.register_buffer("factor", torch.tensor(factor, dtype=torch.long).t().contiguous(), persistent=False)
         # cell_update is eq. 8: c_t = Linear([s_e; s_r; s_er]) (or the seven memories of three tasks).
 
-    def _bank(self, masters: torch.Tensor) -> torch.Tensor:
-        return torch.cat([masters, 1 - masters, torch.ones_like(masters[..., :1, :])], dim=-2)
+    def _factors(self, masters: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """The bank rho, 1 - rho, 1 of master gates ``(..., k, hidden)`` and, for each task j, the factor every
+        memory's gate takes from it: gate = product of the k factors (eqs. 4-5)."""
+        bank = torch.cat([masters, 1 - masters, torch.ones_like(masters[..., :1, :])], dim=-2)
+        return bank, [bank.index_select(-2, index) for index in self.factor]
 
     def selection_gates(self, masters: torch.Tensor) -> torch.Tensor:
         """Eqs. 4-5: master gates ``(..., k, hidden)`` -> gates of every memory ``(..., num_memories, hidden)``."""
-        bank = self._bank(masters)
-        gates = bank.index_select(-2, self.factor[0])
-        for task in range(1, self.num_tasks):
-            gates = gates * bank.index_select(-2, self.factor[task])
-        return gates
+        return _product(self._factors(masters)[1])
 
     def _parts(self, activations: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """forget gate f_t, output gate o_t, master gates (batch, [\\hat c, \\tilde c], k, hidden), \\hat c_t."""
@@ -79,21 +80,15 @@ class SelectionCell(RecurrentCell):
         hidden = self.hidden_dim
         forget, _, masters, candidate = self._parts(activations)
         states = torch.stack([candidate, forget * cell], dim=1).unsqueeze(2)  # (batch, 2, 1, hidden)
-        bank = self._bank(masters)
-        factors = [bank.index_select(-2, index) for index in self.factor]
-        selection = factors[0]
-        for factor in factors[1:]:
-            selection = selection * factor
+        bank, factors = self._factors(masters)
+        selection = _product(factors)
         grad_memories = grad_memories.unsqueeze(1)
         grad_states = (grad_memories * selection).sum(2)  # (batch, 2, hidden): d \hat c, d \tilde c
         grad_selection = grad_memories * states
         grad_bank = torch.zeros_like(bank)
         for task in range(self.num_tasks):  # product rule over the k factors of every gate
-            partial = grad_selection
-            for other, factor in enumerate(factors):
-                if other != task:
-                    partial = partial * factor
-            grad_bank.index_add_(2, self.factor[task], partial)
+            others = [factor for other, factor in enumerate(factors) if other != task]
+            grad_bank.index_add_(2, self.factor[task], _product([grad_selection, *others]))
         grad_masters = grad_bank[:, :, :self.num_tasks] - grad_bank[:, :, self.num_tasks:-1]
         grad_activations[:, :hidden] = grad_states[:, 1] * cell  # d f_t
         grad_activations[:, 2 * hidden:-hidden] = grad_masters.reshape(grad_masters.size(0), -1)
@@ -106,6 +101,10 @@ class SelectionCell(RecurrentCell):
         squashed = torch.tanh(cell)
         grad_activations[:, size:2 * size] = grad_hidden * squashed  # d o_t
         return torch.ops.aten.tanh_backward(grad_hidden * activations[:, size:2 * size], squashed)
+
+
+def _product(tensors: List[torch.Tensor]) -> torch.Tensor:
+    return functools.reduce(operator.mul, tensors)
 
 
 @MultiTaskEncoder.register("srn")
