@@ -4,8 +4,8 @@ Forward + backward time of the multi-task recurrent encoders against torch's nn.
     python benchmarks/encoders.py [--input 768 --hidden 300 --batch 20 --length 40] [--repeats 30] [--threads N]
         [--device cpu|cuda]
 
-For each encoder: the median time of one forward + backward pass (sum of every output representation), its
-ratio to nn.LSTM's, and the ratio of their arithmetic, i.e. multiply-adds of the matrix products per token and
+For each encoder: the median time of one forward + backward pass (sum of every output representation), the
+median over rounds of its ratio to nn.LSTM's in the same round, and the ratio of their arithmetic, i.e. multiply-adds of the matrix products per token and
 step (LSTM: 4 H (I + H)). The issue's goal is time ratio <= 1.25 x arithmetic ratio. All encoders are
 unidirectional, as in the papers.
 """
@@ -21,19 +21,22 @@ from joint_ere.modules.encoders import MultiTaskEncoder, PartitionFilterEncoder,
 GOAL = 1.25
 
 
-def time_pass(run: Callable[[], torch.Tensor], repeats: int, device: str) -> float:
-    """Median seconds of ``run().backward()`` after three warm-up passes."""
-    times: List[float] = []
+def time_passes(runs: Dict[str, Callable[[], torch.Tensor]], repeats: int, device: str) -> Dict[str, List[float]]:
+    """Seconds of ``run().backward()`` for every run, ``repeats`` rounds after three warm-up rounds. The runs take
+    turns within each round, so a machine whose speed drifts (this VM's does, by up to 1.6x within minutes)
+    slows all of them alike and the per-round ratios stay fair."""
+    times: Dict[str, List[float]] = {name: [] for name in runs}
     for index in range(repeats + 3):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        run().backward()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        if index >= 3:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, run in runs.items():
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            run().backward()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            if index >= 3:
+                times[name].append(time.perf_counter() - start)
+    return times
 
 
 def encoder_pass(encoder: MultiTaskEncoder, inputs: torch.Tensor, mask: torch.Tensor) -> Callable[[], torch.Tensor]:
@@ -58,22 +61,23 @@ def main() -> None:
     mask = torch.ones(args.batch, args.length, dtype=torch.bool, device=args.device)
 
     lstm = torch.nn.LSTM(size, hidden, batch_first=True).to(args.device)
-    lstm_time = time_pass(lambda: lstm(inputs)[0].sum(), args.repeats, args.device)
     lstm_arithmetic = 4 * hidden * (size + hidden)
     encoders: Dict[str, MultiTaskEncoder] = {
         "srn (2 tasks)": SelectionRecurrentNetwork(size, hidden, num_tasks=2),
         "srn (3 tasks)": SelectionRecurrentNetwork(size, hidden, num_tasks=3),
         "pfn": PartitionFilterEncoder(size, hidden),
     }
-    rows: List[Tuple[str, float, float, float]] = [("nn.LSTM", lstm_time, 1.0, 1.0)]
+    runs = {"nn.LSTM": lambda: lstm(inputs)[0].sum()}
+    runs.update({name: encoder_pass(encoder.to(args.device), inputs, mask) for name, encoder in encoders.items()})
+    times = time_passes(runs, args.repeats, args.device)
+    rows: List[Tuple[str, float, float, float]] = [("nn.LSTM", statistics.median(times["nn.LSTM"]), 1.0, 1.0)]
     for name, encoder in encoders.items():
-        encoder.to(args.device)
-        seconds = time_pass(encoder_pass(encoder, inputs, mask), args.repeats, args.device)
+        ratio = statistics.median(mine / lstm for mine, lstm in zip(times[name], times["nn.LSTM"]))
         arithmetic = encoder.cells[0].multiply_adds_per_step() / lstm_arithmetic
-        rows.append((name, seconds, seconds / lstm_time, arithmetic))
+        rows.append((name, statistics.median(times[name]), ratio, arithmetic))
 
     print(f"input {size}, hidden {hidden}, batch {args.batch}, length {args.length}, device {args.device}, "
-          f"threads {torch.get_num_threads()}; forward + backward, median of {args.repeats}")
+          f"threads {torch.get_num_threads()}; forward + backward, median of {args.repeats} rounds")
     print(f"{'encoder':<15} {'ms':>8} {'time ratio':>11} {'arith ratio':>12} {'time/arith':>11}  goal <= {GOAL}")
     for name, seconds, time_ratio, arithmetic in rows:
         verdict = "" if name == "nn.LSTM" else ("ok" if time_ratio <= GOAL * arithmetic else "MISSED")

@@ -178,16 +178,28 @@ def test_task_names_and_errors():
         PartitionFilterEncoder(5, 4).check_provides("model.encoder", "table_filling", 2, ["e", "x"])
 
 
-@pytest.mark.parametrize("name", ["srn3-bi", "pfn"])
-def test_onednn_products_match_plain_ones(name, monkeypatch):
-    """The float32 CPU path packs weights for oneDNN; outputs and gradients equal those of plain products."""
-    from joint_ere.modules.encoders.recurrent import _StepProduct
+FAST_PATH_ENCODERS = {
+    **ENCODERS,
+    # 37 units: no multiple of any vector width, so the C loops' remainders run too.
+    "srn4-wide": lambda: SelectionRecurrentNetwork(5, 37, num_tasks=4, task_names=["a", "b", "c", "d"]),
+    "pfn-wide": lambda: PartitionFilterEncoder(5, 37),
+}
 
-    encoder = ENCODERS[name]()
+
+@pytest.mark.parametrize("name", FAST_PATH_ENCODERS)
+def test_fast_path_matches_torch_operators(name, monkeypatch):
+    """In float32 on a CPU the products run through oneDNN and each step's element-wise algebra through the C
+    steps of _cells.c; outputs and every gradient equal those of the torch-operator path, whose hand-written
+    backward the finite-difference test above checks."""
+    from joint_ere.modules.encoders import recurrent
+
+    encoder = FAST_PATH_ENCODERS[name]()
     inputs, mask = masked_batch()
+    inputs = inputs * 3  # saturating gates too
     results = []
-    for onednn in (True, False):
-        monkeypatch.setattr(_StepProduct, "use_onednn", onednn)
+    for fast in (True, False):
+        monkeypatch.setattr(recurrent, "use_onednn", fast)
+        monkeypatch.setattr(recurrent, "use_fused", fast)
         encoder.zero_grad()
         x = inputs.clone().requires_grad_()
         outputs = encoder(x, mask)
@@ -195,7 +207,20 @@ def test_onednn_products_match_plain_ones(name, monkeypatch):
             for output in outputs.values()).backward()
         results.append([*outputs.values(), x.grad, *(p.grad.clone() for p in encoder.parameters())])
     for fast, plain in zip(*results):
-        assert torch.allclose(fast, plain, atol=1e-5)
+        assert torch.allclose(fast, plain, atol=2e-6, rtol=1e-4)
+
+
+def test_c_steps_are_built_where_a_compiler_is():
+    """setup.py builds _cells.c as an optional extension; with a C compiler present it must have been built
+    (otherwise every encoder silently runs the slower torch-operator path)."""
+    import shutil
+
+    from joint_ere.modules.encoders import recurrent
+
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler: the encoders use their torch-operator path")
+    assert recurrent._cells is not None
+    assert all(encoder().cells[0].kernel() is not None for encoder in FAST_PATH_ENCODERS.values())
 
 
 @pytest.mark.parametrize("name", ["srn2", "pfn-bi"])

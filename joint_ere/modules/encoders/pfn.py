@@ -44,6 +44,9 @@ class PartitionFilterCell(RecurrentCell):
         shared = entity * relation
         return probabilities, entity, relation, torch.stack([entity - shared, relation - shared, shared], dim=-2)
 
+    def kernel(self) -> Optional[Tuple[int, int, bytes]]:
+        return 0, 2, b""  # kind 0 of _cells.c
+
     def activate(self, gates: torch.Tensor) -> torch.Tensor:
         # \hat c_t = tanh(.); the partition logits stay raw (their cummax is part of ``select``).
         hidden = self.hidden_dim

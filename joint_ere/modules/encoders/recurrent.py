@@ -4,12 +4,19 @@ computed for all time steps in one matrix product so that the per-step work is o
 cell's element-wise algebra; an optional second (reversed) direction; masks for padded batches.
 """
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch.autograd.function import once_differentiable
 
 from joint_ere.modules.encoders.multi_task_encoder import MultiTaskEncoder
+
+try:  # the C steps of the cells (setup.py builds them where a C compiler is found)
+    from joint_ere.modules.encoders import _cells
+except ImportError:  # pragma: no cover - an install without a compiler
+    _cells = None
+
+use_fused = True  # tests switch it off to compare the C steps with the torch-operator ones
 
 
 class RecurrentCell(torch.nn.Module):
@@ -45,6 +52,10 @@ class RecurrentCell(torch.nn.Module):
         """Multiply-adds of the cell's matrix products per token and step (for the encoder benchmark)."""
         return sum(p.numel() for p in self.parameters() if p.dim() == 2)
 
+    def kernel(self) -> Optional[Tuple[int, int, bytes]]:
+        """The cell as the fused C steps of ``_cells.c`` know it: (kind, tasks, gate codes); None: no such steps."""
+        return None
+
     def activate(self, gates: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -70,23 +81,69 @@ class RecurrentCell(torch.nn.Module):
         raise NotImplementedError
 
 
+def _onednn(*tensors: torch.Tensor) -> bool:
+    """Whether oneDNN should run a product of these tensors: CPU float32, outside autocast, in a torch with it."""
+    return (use_onednn and not torch.is_autocast_enabled("cpu")
+            and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors))
+
+
+def _dense(inputs: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """
+    ``inputs @ weight.T (+ bias)`` for 2-d operands (either may be a transposed view). On a CPU in float32 it runs
+    through oneDNN's matmul, which is faster than MKL's sgemm for every product of these encoders: on the 2-core
+    development machine 33 against 61 ms for 800 x 768 by 768 x 2700, 14 against 24 ms for 2700 x 800 by
+    800 x 300 (both while a training run used the other core). Elsewhere plain ``linear``.
+    """
+    if _onednn(inputs, weight):
+        return torch.ops.mkldnn._linear_pointwise(inputs, weight, bias, "none", [], "")
+    return torch.nn.functional.linear(inputs, weight, bias)
+
+
+def _weight_gradient(grad_outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """``grad_outputs.T @ inputs`` (rows: samples), with the wider operand as oneDNN's weight (it is faster)."""
+    if grad_outputs.size(1) >= inputs.size(1):
+        return _dense(inputs.t(), grad_outputs.t()).t()
+    return _dense(grad_outputs.t(), inputs.t())
+
+
+class _Linear(torch.autograd.Function):
+    """``_dense`` under autograd: the input projection of all time steps, forward and backward through oneDNN."""
+
+    @staticmethod
+    def forward(ctx: Any, inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(inputs, weight)
+        return _dense(inputs, weight, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        inputs, weight = ctx.saved_tensors
+        return _dense(grad, weight.t()), _weight_gradient(grad, inputs), grad.sum(0)
+
+
+def _probe_onednn() -> bool:
+    try:
+        torch.ops.mkldnn._linear_pointwise(torch.ones(1, 1), torch.ones(1, 1), None, "none", [], "")
+        return True
+    except (AttributeError, RuntimeError, NotImplementedError):  # a torch built without oneDNN
+        return False
+
+
+use_onednn = _probe_onednn()  # tests switch it off to compare both paths
+
+
 class _StepProduct:
     """
     ``inputs @ weight.T (+ bias)`` for the many small (batch-row) products of a recurrence. On a CPU in float32
     the weight is packed once for oneDNN, which runs these shapes about 1.7x faster than MKL's sgemm (124 against
-    209 microseconds for 20 x 300 by 300 x 1500 on the 2-core development machine); elsewhere plain ``linear``.
+    209 microseconds for 20 x 300 by 300 x 1500 on the 2-core development machine); elsewhere ``_dense``.
     """
-
-    use_onednn = True  # tests switch it off to compare both paths
 
     def __init__(self, weight: torch.Tensor, rows: int) -> None:
         self.weight = weight
         self.packed = None
-        if self.use_onednn and weight.device.type == "cpu" and weight.dtype == torch.float32:
-            try:
-                self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), rows)
-            except (AttributeError, RuntimeError):  # a torch built without oneDNN
-                self.packed = None
+        if _onednn(weight):
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), rows)
 
     def __call__(self, inputs: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
         if self.packed is not None:
@@ -111,11 +168,17 @@ class _Recurrence(torch.autograd.Function):
         activations = torch.empty_like(projected)
         memories = projected.new_empty(length, batch, cell.num_memories, size)
         recurrent, update = _StepProduct(hidden_weight, batch), _StepProduct(update_weight, batch)
-        for t in range(length):
-            activations[t] = cell.activate(projected[t] + recurrent(hiddens[t]))
-            memories[t] = cell.select(activations[t], cells[t])
-            cells[t + 1] = update(memories[t].view(batch, -1), update_bias)
-            hiddens[t + 1] = cell.output(cells[t + 1], activations[t])
+        kernel = cell.kernel() if _fused(projected, hidden_weight) else None
+        if kernel is not None:
+            _fused_forward(kernel, projected.contiguous(), recurrent, update, update_bias, hiddens, cells,
+                           activations, memories)
+        else:
+            for t in range(length):
+                activations[t] = cell.activate(projected[t] + recurrent(hiddens[t]))
+                memories[t] = cell.select(activations[t], cells[t])
+                cells[t + 1] = update(memories[t].view(batch, -1), update_bias)
+                hiddens[t + 1] = cell.output(cells[t + 1], activations[t])
+        ctx.kernel = kernel
         ctx.cell = cell
         ctx.save_for_backward(hidden_weight, update_weight, hiddens, cells, activations, memories)
         return memories
@@ -128,22 +191,74 @@ class _Recurrence(torch.autograd.Function):
         length, batch, _ = activations.shape
         grad_gates = torch.empty_like(activations)
         grad_cells = torch.empty_like(cells[1:])
-        grad_hidden = hiddens.new_zeros(batch, cell.hidden_dim)  # dL/dh_t from step t + 1
-        grad_cell_next = hiddens.new_zeros(batch, cell.hidden_dim)  # dL/dc_t through c_t's use in step t + 1
         recurrent, update = _StepProduct(hidden_weight.t(), batch), _StepProduct(update_weight.t(), batch)
-        for t in reversed(range(length)):
-            grad_cells[t] = grad_cell_next + cell.output_backward(grad_hidden, cells[t + 1], hiddens[t + 1],
-                                                                  activations[t], grad_gates[t])
-            grad_memory = grad_memories[t].reshape(batch, -1) + update(grad_cells[t])
-            grad_cell_next = cell.select_backward(grad_memory.view_as(memories[t]), activations[t], cells[t],
-                                                  grad_gates[t])
-            cell.activate_backward(grad_gates[t], activations[t])
-            grad_hidden = recurrent(grad_gates[t])
+        if ctx.kernel is not None:
+            _fused_backward(ctx.kernel, grad_memories.contiguous(), recurrent, update, hiddens, cells, activations,
+                            grad_gates, grad_cells)
+        else:
+            grad_hidden = hiddens.new_zeros(batch, cell.hidden_dim)  # dL/dh_t from step t + 1
+            grad_cell_next = hiddens.new_zeros(batch, cell.hidden_dim)  # dL/dc_t through c_t's use in step t + 1
+            for t in reversed(range(length)):
+                grad_cells[t] = grad_cell_next + cell.output_backward(grad_hidden, cells[t + 1], hiddens[t + 1],
+                                                                      activations[t], grad_gates[t])
+                grad_memory = grad_memories[t].reshape(batch, -1) + update(grad_cells[t])
+                grad_cell_next = cell.select_backward(grad_memory.view_as(memories[t]), activations[t], cells[t],
+                                                      grad_gates[t])
+                cell.activate_backward(grad_gates[t], activations[t])
+                grad_hidden = recurrent(grad_gates[t])
         flat_gates = grad_gates.view(length * batch, -1)
-        grad_hidden_weight = flat_gates.t() @ hiddens[:-1].reshape(length * batch, -1)
+        grad_hidden_weight = _weight_gradient(flat_gates, hiddens[:-1].reshape(length * batch, -1))
         flat_cells = grad_cells.view(length * batch, -1)
-        grad_update_weight = flat_cells.t() @ memories.view(length * batch, -1)
+        grad_update_weight = _weight_gradient(flat_cells, memories.view(length * batch, -1))
         return None, grad_gates, grad_hidden_weight, grad_update_weight, flat_cells.sum(0)
+
+
+def _fused(*tensors: torch.Tensor) -> bool:
+    """Whether the C steps can run: the extension is built, and the tensors are float32 on a CPU."""
+    return _cells is not None and use_fused and all(t.device.type == "cpu" and t.dtype == torch.float32
+                                                    for t in tensors)
+
+
+def _address(tensor: torch.Tensor) -> Callable[[int], int]:
+    """The address of ``tensor[t]`` (a contiguous block) for every t, without making the view."""
+    start, stride = tensor.data_ptr(), tensor.stride(0) * tensor.element_size()
+    return lambda t: start + t * stride
+
+
+def _fused_forward(kernel: Tuple[int, int, bytes], projected: torch.Tensor, recurrent: _StepProduct,
+                   update: _StepProduct, update_bias: torch.Tensor, hiddens: torch.Tensor, cells: torch.Tensor,
+                   activations: torch.Tensor, memories: torch.Tensor) -> None:
+    """The forward loop of ``_Recurrence`` with each step's element-wise algebra in two C calls."""
+    length, batch, _ = projected.shape
+    size = hiddens.size(-1)
+    projected_at, cell_at, hidden_at = _address(projected), _address(cells), _address(hiddens)
+    activations_at, memories_at = _address(activations), _address(memories)
+    for t in range(length):
+        gates = recurrent(hiddens[t])
+        _cells.forward_select(kernel, batch, size, projected_at(t), gates.data_ptr(), cell_at(t), activations_at(t),
+                              memories_at(t))
+        new_cell = update(memories[t].view(batch, -1), update_bias)
+        _cells.forward_output(kernel, batch, size, new_cell.data_ptr(), activations_at(t), cell_at(t + 1),
+                              hidden_at(t + 1))
+
+
+def _fused_backward(kernel: Tuple[int, int, bytes], grad_memories: torch.Tensor, recurrent: _StepProduct,
+                    update: _StepProduct, hiddens: torch.Tensor, cells: torch.Tensor, activations: torch.Tensor,
+                    grad_gates: torch.Tensor, grad_cells: torch.Tensor) -> None:
+    """The backward loop of ``_Recurrence`` with each step's element-wise derivatives in two C calls."""
+    length, batch, _ = activations.shape
+    size = hiddens.size(-1)
+    grad_hidden = hiddens.new_zeros(batch, size)
+    grad_cell_next = hiddens.new_zeros(batch, size)
+    cell_at, activations_at, grad_memories_at = _address(cells), _address(activations), _address(grad_memories)
+    grad_gates_at, grad_cells_at = _address(grad_gates), _address(grad_cells)
+    for t in reversed(range(length)):
+        _cells.backward_output(kernel, batch, size, grad_hidden.data_ptr(), cell_at(t + 1), activations_at(t),
+                               grad_cell_next.data_ptr(), grad_cells_at(t), grad_gates_at(t))
+        grad_update = update(grad_cells[t])
+        _cells.backward_select(kernel, batch, size, grad_memories_at(t), grad_update.data_ptr(), activations_at(t),
+                               cell_at(t), grad_gates_at(t), grad_cell_next.data_ptr())
+        grad_hidden = recurrent(grad_gates[t])
 
 
 class RecurrentTaskEncoder(MultiTaskEncoder):
@@ -190,11 +305,12 @@ class RecurrentTaskEncoder(MultiTaskEncoder):
                 memories.append(_gather_time(self._unroll(cell, _gather_time(inputs, order)), order))
         # (batch, length, num_memories, directions * hidden); eq. 10 / 19 of the SRN paper: h_S = tanh(s_S).
         states = torch.tanh(torch.cat(memories, dim=-1)) * mask[:, :, None, None]
-        return {name: states[:, :, index] for index, name in enumerate(self.representation_names)}
+        # unbind, not indexing: its backward writes one gradient tensor, not a zero-filled one per representation.
+        return dict(zip(self.representation_names, states.unbind(dim=2)))
 
     def _unroll(self, cell: RecurrentCell, inputs: torch.Tensor) -> torch.Tensor:
         # The input half of every gate for all steps in one product, time-major so each step reads a block.
-        projected = _chunked_linear(inputs.transpose(0, 1), cell.input_projection)  # (length, batch, gates)
+        projected = _project(inputs.transpose(0, 1), cell.input_projection)  # (length, batch, gates)
         hidden_weight = cell.hidden_weight
         if self.training and self.recurrent_dropout > 0:
             hidden_weight = torch.nn.functional.dropout(hidden_weight, self.recurrent_dropout)
@@ -207,15 +323,12 @@ class RecurrentTaskEncoder(MultiTaskEncoder):
         return memories.transpose(0, 1)  # (batch, length, num_memories, hidden)
 
 
-def _chunked_linear(inputs: torch.Tensor, linear: torch.nn.Linear, chunk: int = 1024) -> torch.Tensor:
-    """``linear(inputs)`` in blocks of at most ``chunk`` output features. On a CPU, MKL's sgemm runs these
-    shapes about 1.5x faster once a weight block fits the cache (measured: 1200 x 768 at ~150 GFLOP/s against
-    2100 x 768 at ~90 on the 2-core development machine); on a GPU one product is best."""
-    if inputs.is_cuda or linear.out_features <= chunk:
+def _project(inputs: torch.Tensor, linear: torch.nn.Linear) -> torch.Tensor:
+    """``linear(inputs)`` for (length, batch, features) inputs; through oneDNN where ``_dense`` would use it."""
+    if not _onednn(inputs, linear.weight):
         return linear(inputs)
-    blocks = range(0, linear.out_features, chunk)
-    return torch.cat([torch.nn.functional.linear(inputs, linear.weight[start:start + chunk],
-                                                 linear.bias[start:start + chunk]) for start in blocks], dim=-1)
+    flat = inputs.reshape(-1, inputs.size(-1))
+    return _Linear.apply(flat, linear.weight, linear.bias).view(*inputs.shape[:-1], -1)
 
 
 def _reversed_positions(lengths: torch.Tensor, length: int) -> torch.Tensor:

@@ -56,6 +56,13 @@ class SelectionCell(RecurrentCell):
         masters = activations[:, 2 * hidden:-hidden].view(-1, 2, self.num_tasks, hidden)
         return activations[:, :hidden], activations[:, hidden:2 * hidden], masters, activations[:, -hidden:]
 
+    def kernel(self) -> Optional[Tuple[int, int, bytes]]:
+        """Kind 1 of _cells.c, with each factor of ``factor`` as a code: 0 = rho_j, 1 = 1 - rho_j, 2 = 1."""
+        if self.num_tasks > 4:  # _cells.c's MAX_TASKS
+            return None
+        codes = [min(index // self.num_tasks, 2) for index in self.factor.flatten().tolist()]
+        return 1, self.num_tasks, bytes(codes)
+
     def activate(self, gates: torch.Tensor) -> torch.Tensor:
         hidden = self.hidden_dim
         return torch.cat([torch.sigmoid(gates[:, :-hidden]), torch.tanh(gates[:, -hidden:])], dim=1)  # eqs. 1, 3
