@@ -2,7 +2,7 @@
 Forward + backward time of the multi-task recurrent encoders against torch's nn.LSTM at the same sizes.
 
     python benchmarks/encoders.py [--input 768 --hidden 300 --batch 20 --length 40] [--repeats 30] [--threads N]
-        [--device cpu|cuda]
+        [--device cpu|cuda] [--torch-ops]
 
 For each encoder: the median time of one forward + backward pass (sum of every output representation), the
 median over rounds of its ratio to nn.LSTM's in the same round, and the ratio of their arithmetic, i.e. multiply-adds of the matrix products per token and
@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Tuple
 
 import torch
 
-from joint_ere.modules.encoders import MultiTaskEncoder, PartitionFilterEncoder, SelectionRecurrentNetwork
+from joint_ere.modules.encoders import MultiTaskEncoder, PartitionFilterEncoder, SelectionRecurrentNetwork, recurrent
 
 GOAL = 1.25
 
@@ -52,7 +52,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--torch-ops", action="store_true",
+                        help="the encoders' torch-operator path: no C steps (_cells.c), products by plain linear")
     args = parser.parse_args()
+    if args.torch_ops:
+        recurrent.use_fused = recurrent.use_onednn = False
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -77,7 +81,8 @@ def main() -> None:
         rows.append((name, statistics.median(times[name]), ratio, arithmetic))
 
     print(f"input {size}, hidden {hidden}, batch {args.batch}, length {args.length}, device {args.device}, "
-          f"threads {torch.get_num_threads()}; forward + backward, median of {args.repeats} rounds")
+          f"threads {torch.get_num_threads()}, {'torch operators' if args.torch_ops else 'C steps + oneDNN'}; "
+          f"forward + backward, median of {args.repeats} rounds")
     print(f"{'encoder':<15} {'ms':>8} {'time ratio':>11} {'arith ratio':>12} {'time/arith':>11}  goal <= {GOAL}")
     for name, seconds, time_ratio, arithmetic in rows:
         verdict = "" if name == "nn.LSTM" else ("ok" if time_ratio <= GOAL * arithmetic else "MISSED")

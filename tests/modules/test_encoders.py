@@ -235,3 +235,20 @@ def test_recurrence_runs_in_float32_under_autocast(name):
     loss.backward()
     assert all(output.dtype == torch.float32 for output in outputs.values())
     assert projection.weight.grad.abs().sum() > 0 and encoder.cells[0].hidden_weight.grad.abs().sum() > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["srn3-bi", "pfn"])
+def test_cuda_matches_cpu(name):
+    """On a GPU the encoders run their torch-operator path (no oneDNN, no C steps); same numbers as on the CPU."""
+    encoder = ENCODERS[name]()
+    inputs, mask = masked_batch()
+    results = []
+    for device in ("cpu", "cuda"):
+        encoder.to(device).zero_grad()
+        x = inputs.clone().to(device).requires_grad_()
+        outputs = encoder(x, mask.to(device))
+        sum(output.sum() for output in outputs.values()).backward()
+        results.append([t.detach().cpu() for t in (*outputs.values(), x.grad, *(p.grad for p in encoder.parameters()))])
+    for cpu, cuda in zip(*results):
+        assert torch.allclose(cpu, cuda, atol=1e-4)

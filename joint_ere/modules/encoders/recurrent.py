@@ -161,6 +161,7 @@ class _Recurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, cell: RecurrentCell, projected: torch.Tensor, hidden_weight: torch.Tensor,
                 update_weight: torch.Tensor, update_bias: torch.Tensor) -> torch.Tensor:
+        projected = projected.contiguous()  # the C steps read rows of it and of the buffers shaped like it
         length, batch, _ = projected.shape
         size = cell.hidden_dim
         hiddens = projected.new_zeros(length + 1, batch, size)  # h_0 .. h_T
@@ -170,7 +171,7 @@ class _Recurrence(torch.autograd.Function):
         recurrent, update = _StepProduct(hidden_weight, batch), _StepProduct(update_weight, batch)
         kernel = cell.kernel() if _fused(projected, hidden_weight) else None
         if kernel is not None:
-            _fused_forward(kernel, projected.contiguous(), recurrent, update, update_bias, hiddens, cells,
+            _fused_forward(kernel, projected, recurrent, update, update_bias, hiddens, cells,
                            activations, memories)
         else:
             for t in range(length):
