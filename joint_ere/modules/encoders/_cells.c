@@ -83,6 +83,13 @@ static inline void tanh_sum(const float *restrict a, const float *restrict b, fl
     for (Py_ssize_t i = 0; i < n; i++) out[i] = tanh_approx(a[i] + b[i]);
 }
 
+/* dL/d memories: through the representations' tanh (eq. 10), plus the cell-update product's part. */
+static inline void memory_gradient(const float *restrict grad_representation, const float *restrict representation,
+                                   const float *restrict grad_update, Py_ssize_t n, float *restrict out) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        out[i] = grad_representation[i] * (1.0f - representation[i] * representation[i]) + grad_update[i];
+}
+
 /* ---------------------------------------------------------------- pfn */
 
 /* The four partition gates before their 1 - x (pfn.py, _partition): for each logit row n of the activations
@@ -109,7 +116,7 @@ static inline void pfn_partitions(const float *restrict logits, Py_ssize_t H, fl
 /* activations = [tanh(c_hat), raw logits]; memories rho_e, rho_r, rho_s (pfn.py, activate + select). */
 VECTORISED static void pfn_select(const Shape *s, float *const *row, float *restrict scratch) {
     const float *restrict p = row[0], *restrict r = row[1], *restrict c = row[2];
-    float *restrict a = row[3], *restrict m = row[4];
+    float *restrict a = row[3], *restrict m = row[4], *restrict representation = row[5];
     const Py_ssize_t H = s->hidden;
     float *cum = scratch + 4 * H;
     tanh_sum(p, r, a, H);
@@ -123,17 +130,19 @@ VECTORISED static void pfn_select(const Shape *s, float *const *row, float *rest
         m[H + i] = (r0 - s0) * c[i] + (r1 - s1) * a[i] + shared;
         m[2 * H + i] = shared;
     }
+    for (Py_ssize_t i = 0; i < 3 * H; i++) representation[i] = tanh_approx(m[i]);
 }
 
 VECTORISED static void pfn_select_backward(const Shape *s, float *const *row, float *restrict scratch) {
-    const float *restrict gm = row[0], *restrict gu = row[1], *restrict a = row[2], *restrict c = row[3];
-    float *restrict gg = row[4], *restrict grad_cell = row[5];
+    const float *restrict gu = row[2], *restrict a = row[3], *restrict c = row[4];
+    float *restrict gg = row[5], *restrict grad_cell = row[6];
     const Py_ssize_t H = s->hidden;
-    float *prob = scratch, *cum = scratch + 4 * H, *grad_logits = gg + H;
+    float *prob = scratch, *cum = scratch + 4 * H, *grad_logits = gg + H, *gm = scratch + 8 * H;
+    memory_gradient(row[0], row[1], gu, 3 * H, gm);
     pfn_partitions(a + H, H, prob, cum);
     for (Py_ssize_t i = 0; i < H; i++) {
-        const float g_e = gm[i] + gu[i], g_r = gm[H + i] + gu[H + i];
-        const float g_s = g_e + g_r + gm[2 * H + i] + gu[2 * H + i];  /* rho_s also flows into rho_e and rho_r */
+        const float g_e = gm[i], g_r = gm[H + i];
+        const float g_s = g_e + g_r + gm[2 * H + i];  /* rho_s also flows into rho_e and rho_r */
         for (int x = 0; x < 2; x++) {  /* x = 0: the partition of c_{t-1}, x = 1: that of c_hat */
             const float e = 1.0f - cum[2 * x * H + i], r = cum[(2 * x + 1) * H + i], shared = e * r;
             const float state = x == 0 ? c[i] : a[i];
@@ -181,7 +190,7 @@ static inline void srn_gate(const Shape *s, int m, int skip, const float *restri
 
 VECTORISED static void srn_select(const Shape *s, float *const *row, float *restrict scratch) {
     const float *restrict p = row[0], *restrict r = row[1], *restrict c = row[2];
-    float *restrict a = row[3], *restrict mem = row[4];
+    float *restrict a = row[3], *restrict mem = row[4], *restrict representation = row[5];
     const Py_ssize_t H = s->hidden, width = gate_width(s);
     const int k = s->tasks;
     float *history = scratch, *gate_hat = scratch + H, *gate_tilde = scratch + 2 * H;
@@ -195,17 +204,18 @@ VECTORISED static void srn_select(const Shape *s, float *const *row, float *rest
         for (Py_ssize_t i = 0; i < H; i++)  /* eqs. 6-7 */
             mem[m * H + i] = gate_hat[i] * candidate[i] + gate_tilde[i] * history[i];
     }
+    for (Py_ssize_t i = 0; i < s->memories * H; i++) representation[i] = tanh_approx(mem[i]);  /* eq. 10 */
 }
 
 VECTORISED static void srn_select_backward(const Shape *s, float *const *row, float *restrict scratch) {
-    const float *restrict gm = row[0], *restrict gu = row[1], *restrict a = row[2], *restrict c = row[3];
-    float *restrict gg = row[4], *restrict grad_cell = row[5];
+    const float *restrict a = row[3], *restrict c = row[4];
+    float *restrict gg = row[5], *restrict grad_cell = row[6];
     const Py_ssize_t H = s->hidden, width = gate_width(s);
     const int k = s->tasks, M = s->memories;
     float *grad = scratch, *gate = scratch + M * H, *grad_state = scratch + (M + 1) * H;
     float *grad_master = scratch + (M + 2) * H, *history = scratch + (M + 3) * H;
     const float *candidate = a + width - H;
-    for (Py_ssize_t i = 0; i < M * H; i++) grad[i] = gm[i] + gu[i];
+    memory_gradient(row[0], row[1], row[2], M * H, grad);
     for (Py_ssize_t i = 0; i < H; i++) history[i] = a[i] * c[i];
     for (int d = 0; d < 2; d++) {  /* d = 0: the gates of c_hat, d = 1: the gates of c_tilde */
         const float *masters = a + (2 + d * k) * H, *state = d == 0 ? candidate : history;
@@ -270,7 +280,7 @@ VECTORISED static void output_backward(const Shape *s, float *const *row, float 
 
 /* scratch floats per call */
 static Py_ssize_t scratch_size(const Shape *s) {
-    return s->kind == KIND_PFN ? 8 * s->hidden : (s->memories + 4) * s->hidden;
+    return s->kind == KIND_PFN ? 11 * s->hidden : (s->memories + 4) * s->hidden;
 }
 
 /* ---------------------------------------------------------------- entry points */
@@ -300,13 +310,13 @@ typedef void (*RowWorker)(const Shape *s, float *const *row, float *restrict scr
 static PyObject *run_rows(PyObject *args, const char *format, const char *layout, RowWorker pfn, RowWorker srn) {
     PyObject *kind_codes;
     Py_ssize_t batch, hidden;
-    unsigned long long address[6] = {0, 0, 0, 0, 0, 0};
+    unsigned long long address[7] = {0, 0, 0, 0, 0, 0, 0};
     Shape s;
     if (!PyArg_ParseTuple(args, format, &kind_codes, &batch, &hidden, &address[0], &address[1], &address[2],
-                          &address[3], &address[4], &address[5]) || !parse_shape(kind_codes, hidden, &s))
+                          &address[3], &address[4], &address[5], &address[6]) || !parse_shape(kind_codes, hidden, &s))
         return NULL;
     const int count = (int)strlen(layout);
-    Py_ssize_t size[6];
+    Py_ssize_t size[7];
     for (int n = 0; n < count; n++)
         size[n] = layout[n] == 'g' ? gate_width(&s) : (layout[n] == 'm' ? s.memories * hidden : hidden);
     float *scratch = malloc(scratch_size(&s) * sizeof(float));
@@ -314,7 +324,7 @@ static PyObject *run_rows(PyObject *args, const char *format, const char *layout
     const RowWorker worker = s.kind == KIND_PFN ? pfn : srn;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t b = 0; b < batch; b++) {
-        float *row[6];
+        float *row[7];
         for (int n = 0; n < count; n++) row[n] = (float *)(uintptr_t)address[n] + b * size[n];
         worker(&s, row, scratch);
     }
@@ -323,9 +333,9 @@ static PyObject *run_rows(PyObject *args, const char *format, const char *layout
     Py_RETURN_NONE;
 }
 
-/* (projected x_t, h_{t-1} product, c_{t-1}) -> (activations, memories) */
+/* (projected x_t, h_{t-1} product, c_{t-1}) -> (activations, memories, representations = tanh(memories)) */
 static PyObject *forward_select(PyObject *self, PyObject *args) {
-    return run_rows(args, "OnnKKKKK", "gghgm", pfn_select, srn_select);
+    return run_rows(args, "OnnKKKKKK", "gghgmm", pfn_select, srn_select);
 }
 
 /* (cell-update product, activations) -> (c_t, h_t) */
@@ -338,9 +348,10 @@ static PyObject *backward_output(PyObject *self, PyObject *args) {
     return run_rows(args, "OnnKKKKKK", "hhghhg", output_backward, output_backward);
 }
 
-/* (dL/d memories, the cell-update product's part of it, activations, c_{t-1}) -> (dL/d gates, dL/dc_{t-1}) */
+/* (dL/d representations, representations, the cell-update product's part of dL/d memories, activations,
+ *  c_{t-1}) -> (dL/d gates, dL/dc_{t-1}) */
 static PyObject *backward_select(PyObject *self, PyObject *args) {
-    return run_rows(args, "OnnKKKKKK", "mmghgh", pfn_select_backward, srn_select_backward);
+    return run_rows(args, "OnnKKKKKKK", "mmmghgh", pfn_select_backward, srn_select_backward);
 }
 
 static PyMethodDef methods[] = {

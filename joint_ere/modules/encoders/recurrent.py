@@ -118,6 +118,7 @@ class _Linear(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         inputs, weight = ctx.saved_tensors
+        grad = grad.contiguous()  # e.g. the expanded gradient of a sum, which oneDNN multiplies very slowly
         return _dense(grad, weight.t()), _weight_gradient(grad, inputs), grad.sum(0)
 
 
@@ -153,8 +154,9 @@ class _StepProduct:
 
 class _Recurrence(torch.autograd.Function):
     """
-    Back-propagation through time for a ``RecurrentCell``, written out: each step's backward is two small
-    matrix products and the cell's hand-written element-wise derivatives, and the weight gradients of
+    A ``RecurrentCell`` over time, returning the representations tanh(memories) of every step, shaped (length,
+    batch, num_memories, hidden). Back-propagation through time is written out: each step's backward is two
+    small matrix products and the cell's hand-written element-wise derivatives, and the weight gradients of
     ``hidden_weight`` and ``cell_update`` are one large product each after the loop, not one per step.
     """
 
@@ -168,35 +170,38 @@ class _Recurrence(torch.autograd.Function):
         cells = projected.new_zeros(length + 1, batch, size)  # c_0 .. c_T
         activations = torch.empty_like(projected)
         memories = projected.new_empty(length, batch, cell.num_memories, size)
+        representations = torch.empty_like(memories)  # eq. 10 / 19 of the SRN paper: h_S = tanh(s_S)
         recurrent, update = _StepProduct(hidden_weight, batch), _StepProduct(update_weight, batch)
         kernel = cell.kernel() if _fused(projected, hidden_weight) else None
         if kernel is not None:
-            _fused_forward(kernel, projected, recurrent, update, update_bias, hiddens, cells,
-                           activations, memories)
+            _fused_forward(kernel, projected, recurrent, update, update_bias, hiddens, cells, activations, memories,
+                           representations)
         else:
             for t in range(length):
                 activations[t] = cell.activate(projected[t] + recurrent(hiddens[t]))
                 memories[t] = cell.select(activations[t], cells[t])
                 cells[t + 1] = update(memories[t].view(batch, -1), update_bias)
                 hiddens[t + 1] = cell.output(cells[t + 1], activations[t])
+            torch.tanh(memories, out=representations)
         ctx.kernel = kernel
         ctx.cell = cell
-        ctx.save_for_backward(hidden_weight, update_weight, hiddens, cells, activations, memories)
-        return memories
+        ctx.save_for_backward(hidden_weight, update_weight, hiddens, cells, activations, memories, representations)
+        return representations
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_memories: torch.Tensor) -> Tuple[Optional[torch.Tensor], ...]:
-        hidden_weight, update_weight, hiddens, cells, activations, memories = ctx.saved_tensors
+    def backward(ctx: Any, grad_representations: torch.Tensor) -> Tuple[Optional[torch.Tensor], ...]:
+        hidden_weight, update_weight, hiddens, cells, activations, memories, representations = ctx.saved_tensors
         cell: RecurrentCell = ctx.cell
         length, batch, _ = activations.shape
         grad_gates = torch.empty_like(activations)
         grad_cells = torch.empty_like(cells[1:])
         recurrent, update = _StepProduct(hidden_weight.t(), batch), _StepProduct(update_weight.t(), batch)
         if ctx.kernel is not None:
-            _fused_backward(ctx.kernel, grad_memories.contiguous(), recurrent, update, hiddens, cells, activations,
-                            grad_gates, grad_cells)
+            _fused_backward(ctx.kernel, grad_representations.contiguous(), representations, recurrent, update, hiddens,
+                            cells, activations, grad_gates, grad_cells)
         else:
+            grad_memories = torch.ops.aten.tanh_backward(grad_representations, representations)
             grad_hidden = hiddens.new_zeros(batch, cell.hidden_dim)  # dL/dh_t from step t + 1
             grad_cell_next = hiddens.new_zeros(batch, cell.hidden_dim)  # dL/dc_t through c_t's use in step t + 1
             for t in reversed(range(length)):
@@ -228,22 +233,23 @@ def _address(tensor: torch.Tensor) -> Callable[[int], int]:
 
 def _fused_forward(kernel: Tuple[int, int, bytes], projected: torch.Tensor, recurrent: _StepProduct,
                    update: _StepProduct, update_bias: torch.Tensor, hiddens: torch.Tensor, cells: torch.Tensor,
-                   activations: torch.Tensor, memories: torch.Tensor) -> None:
+                   activations: torch.Tensor, memories: torch.Tensor, representations: torch.Tensor) -> None:
     """The forward loop of ``_Recurrence`` with each step's element-wise algebra in two C calls."""
     length, batch, _ = projected.shape
     size = hiddens.size(-1)
     projected_at, cell_at, hidden_at = _address(projected), _address(cells), _address(hiddens)
-    activations_at, memories_at = _address(activations), _address(memories)
+    activations_at, memories_at, representations_at = _address(activations), _address(memories), _address(representations)
     for t in range(length):
         gates = recurrent(hiddens[t])
         _cells.forward_select(kernel, batch, size, projected_at(t), gates.data_ptr(), cell_at(t), activations_at(t),
-                              memories_at(t))
+                              memories_at(t), representations_at(t))
         new_cell = update(memories[t].view(batch, -1), update_bias)
         _cells.forward_output(kernel, batch, size, new_cell.data_ptr(), activations_at(t), cell_at(t + 1),
                               hidden_at(t + 1))
 
 
-def _fused_backward(kernel: Tuple[int, int, bytes], grad_memories: torch.Tensor, recurrent: _StepProduct,
+def _fused_backward(kernel: Tuple[int, int, bytes], grad_representations: torch.Tensor,
+                    representations: torch.Tensor, recurrent: _StepProduct,
                     update: _StepProduct, hiddens: torch.Tensor, cells: torch.Tensor, activations: torch.Tensor,
                     grad_gates: torch.Tensor, grad_cells: torch.Tensor) -> None:
     """The backward loop of ``_Recurrence`` with each step's element-wise derivatives in two C calls."""
@@ -251,14 +257,16 @@ def _fused_backward(kernel: Tuple[int, int, bytes], grad_memories: torch.Tensor,
     size = hiddens.size(-1)
     grad_hidden = hiddens.new_zeros(batch, size)
     grad_cell_next = hiddens.new_zeros(batch, size)
-    cell_at, activations_at, grad_memories_at = _address(cells), _address(activations), _address(grad_memories)
+    cell_at, activations_at = _address(cells), _address(activations)
+    grad_representations_at, representations_at = _address(grad_representations), _address(representations)
     grad_gates_at, grad_cells_at = _address(grad_gates), _address(grad_cells)
     for t in reversed(range(length)):
         _cells.backward_output(kernel, batch, size, grad_hidden.data_ptr(), cell_at(t + 1), activations_at(t),
                                grad_cell_next.data_ptr(), grad_cells_at(t), grad_gates_at(t))
         grad_update = update(grad_cells[t])
-        _cells.backward_select(kernel, batch, size, grad_memories_at(t), grad_update.data_ptr(), activations_at(t),
-                               cell_at(t), grad_gates_at(t), grad_cell_next.data_ptr())
+        _cells.backward_select(kernel, batch, size, grad_representations_at(t), representations_at(t),
+                               grad_update.data_ptr(), activations_at(t), cell_at(t), grad_gates_at(t),
+                               grad_cell_next.data_ptr())
         grad_hidden = recurrent(grad_gates[t])
 
 
@@ -297,15 +305,15 @@ class RecurrentTaskEncoder(MultiTaskEncoder):
 
     def forward(self, inputs: torch.Tensor, mask: torch.Tensor) -> Dict[str, torch.Tensor]:
         lengths = mask.sum(1)
-        memories = []
+        directions = []
         for direction, cell in enumerate(self.cells):
             if direction == 0:
-                memories.append(self._unroll(cell, inputs))
+                directions.append(self._unroll(cell, inputs))
             else:  # each sequence reversed within its own length, so padding stays at the end
                 order = _reversed_positions(lengths, inputs.size(1))
-                memories.append(_gather_time(self._unroll(cell, _gather_time(inputs, order)), order))
-        # (batch, length, num_memories, directions * hidden); eq. 10 / 19 of the SRN paper: h_S = tanh(s_S).
-        states = torch.tanh(torch.cat(memories, dim=-1)) * mask[:, :, None, None]
+                directions.append(_gather_time(self._unroll(cell, _gather_time(inputs, order)), order))
+        # (batch, length, num_memories, directions * hidden): h_S = tanh(s_S) of every memory, both directions.
+        states = (directions[0] if len(directions) == 1 else torch.cat(directions, dim=-1)) * mask[:, :, None, None]
         # unbind, not indexing: its backward writes one gradient tensor, not a zero-filled one per representation.
         return dict(zip(self.representation_names, states.unbind(dim=2)))
 
@@ -319,9 +327,9 @@ class RecurrentTaskEncoder(MultiTaskEncoder):
         # saved states by the weights directly, and a half-precision cell state drifts over long sentences.
         dtype = torch.promote_types(projected.dtype, hidden_weight.dtype)
         with torch.autocast(inputs.device.type, enabled=False):
-            memories = _Recurrence.apply(cell, projected.to(dtype), hidden_weight.to(dtype),
-                                         cell.cell_update.weight.to(dtype), cell.cell_update.bias.to(dtype))
-        return memories.transpose(0, 1)  # (batch, length, num_memories, hidden)
+            representations = _Recurrence.apply(cell, projected.to(dtype), hidden_weight.to(dtype),
+                                                cell.cell_update.weight.to(dtype), cell.cell_update.bias.to(dtype))
+        return representations.transpose(0, 1)  # (batch, length, num_memories, hidden)
 
 
 def _project(inputs: torch.Tensor, linear: torch.nn.Linear) -> torch.Tensor:
