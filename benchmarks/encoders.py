@@ -21,13 +21,16 @@ from joint_ere.modules.encoders import MultiTaskEncoder, PartitionFilterEncoder,
 GOAL = 1.25
 
 
-def time_passes(runs: Dict[str, Callable[[], torch.Tensor]], repeats: int, device: str) -> Dict[str, List[float]]:
+def time_passes(runs: Dict[str, Callable[[], torch.Tensor]], reset: Callable[[], None], repeats: int,
+                device: str) -> Dict[str, List[float]]:
     """Seconds of ``run().backward()`` for every run, ``repeats`` rounds after three warm-up rounds. The runs take
     turns within each round, so a machine whose speed drifts (this VM's does, by up to 1.6x within minutes)
-    slows all of them alike and the per-round ratios stay fair."""
+    slows all of them alike and the per-round ratios stay fair. ``reset`` drops the gradients before each pass,
+    as a training step's ``zero_grad`` does."""
     times: Dict[str, List[float]] = {name: [] for name in runs}
     for index in range(repeats + 3):
         for name, run in runs.items():
+            reset()
             if device == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
@@ -73,7 +76,14 @@ def main() -> None:
     }
     runs = {"nn.LSTM": lambda: lstm(inputs)[0].sum()}
     runs.update({name: encoder_pass(encoder.to(args.device), inputs, mask) for name, encoder in encoders.items()})
-    times = time_passes(runs, args.repeats, args.device)
+    modules = [lstm, *encoders.values()]
+
+    def reset() -> None:
+        inputs.grad = None
+        for module in modules:
+            module.zero_grad(set_to_none=True)
+
+    times = time_passes(runs, reset, args.repeats, args.device)
     rows: List[Tuple[str, float, float, float]] = [("nn.LSTM", statistics.median(times["nn.LSTM"]), 1.0, 1.0)]
     for name, encoder in encoders.items():
         ratio = statistics.median(mine / lstm for mine, lstm in zip(times[name], times["nn.LSTM"]))
