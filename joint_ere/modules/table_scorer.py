@@ -2,6 +2,7 @@
 import torch
 from allennlp_light.nn import util
 
+from joint_ere.modules.dropout import TableDropout
 
 CELLS_AT_ONCE = 1 << 24  # table cells x hidden units built at once at inference (64 MB in float32)
 
@@ -22,7 +23,7 @@ class TableScorer(torch.nn.Module):
         self.column = torch.nn.Linear(input_dim, hidden_dim, bias=False)
         self.context = torch.nn.Linear(hidden_dim, hidden_dim, bias=False)
         self.norm = torch.nn.LayerNorm(hidden_dim)
-        self.dropout = torch.nn.Dropout(dropout)
+        self.dropout = TableDropout(dropout)
         self.scorer = torch.nn.Linear(hidden_dim, max(1, num_labels))
         # Nearly every cell is negative; starting near P = 0.01 keeps the summed loss sane in the first steps.
         torch.nn.init.constant_(self.scorer.bias, -4.6)
