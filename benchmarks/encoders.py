@@ -5,9 +5,10 @@ Forward + backward time of the multi-task recurrent encoders against torch's nn.
         [--device cpu|cuda] [--torch-ops]
 
 For each encoder: the median time of one forward + backward pass (sum of every output representation), the
-median over rounds of its ratio to nn.LSTM's in the same round, and the ratio of their arithmetic, i.e. multiply-adds of the matrix products per token and
-step (LSTM: 4 H (I + H)). The issue's goal is time ratio <= 1.25 x arithmetic ratio. All encoders are
-unidirectional, as in the papers.
+median over rounds of its time ratio to nn.LSTM's in the same round, and the ratio of their arithmetic, i.e.
+multiply-adds of the matrix products per token and step (LSTM: 4 H (I + H)). The issue's goal is time ratio
+<= 1.25 x arithmetic ratio. All encoders are unidirectional, as in the papers. --torch-ops times the same
+cells without the C steps of _cells.c and without oneDNN.
 """
 import argparse
 import statistics

@@ -238,7 +238,8 @@ def _fused_forward(kernel: Tuple[int, int, bytes], projected: torch.Tensor, recu
     length, batch, _ = projected.shape
     size = hiddens.size(-1)
     projected_at, cell_at, hidden_at = _address(projected), _address(cells), _address(hiddens)
-    activations_at, memories_at, representations_at = _address(activations), _address(memories), _address(representations)
+    activations_at, memories_at = _address(activations), _address(memories)
+    representations_at = _address(representations)
     for t in range(length):
         gates = recurrent(hiddens[t])
         _cells.forward_select(kernel, batch, size, projected_at(t), gates.data_ptr(), cell_at(t), activations_at(t),
