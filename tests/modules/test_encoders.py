@@ -252,3 +252,13 @@ def test_cuda_matches_cpu(name):
         results.append([t.detach().cpu() for t in (*outputs.values(), x.grad, *(p.grad for p in encoder.parameters()))])
     for cpu, cuda in zip(*results):
         assert torch.allclose(cpu, cuda, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["srn2", "pfn"])
+def test_nan_propagates_through_the_fast_path(name):
+    """A diverged input must not come out finite (the C steps clamp exp's argument, but let NaN through)."""
+    encoder = ENCODERS[name]()
+    inputs, mask = masked_batch()
+    inputs[0, 2, 0] = float("nan")
+    outputs = encoder(inputs, mask)
+    assert torch.isnan(outputs["e"][0, 2:]).all() and not torch.isnan(outputs["e"][1]).any()
