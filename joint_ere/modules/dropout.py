@@ -18,9 +18,9 @@ class TableDropout(torch.nn.Dropout):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0 or inputs.device.type != "cpu" or inputs.numel() < _LARGE:
             return super().forward(inputs)
-        if round(self.p * 65536) == 65536:
-            return inputs * 0
         count, dropped = inputs.numel(), round(self.p * 65536)
+        if dropped == 65536:
+            return inputs * 0
         words = torch.randint(-(1 << 63), (1 << 63) - 1, ((count + 3) // 4,), dtype=torch.int64)
         bits = words.view(torch.int16)[:count].view(inputs.shape)  # uniform over [-32768, 32767]
         keep = bits >= dropped - 32768  # probability 1 - dropped / 65536

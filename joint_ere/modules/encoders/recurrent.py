@@ -81,10 +81,13 @@ class RecurrentCell(torch.nn.Module):
         raise NotImplementedError
 
 
+def _cpu_float32(tensors: Tuple[torch.Tensor, ...]) -> bool:
+    return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+
+
 def _onednn(*tensors: torch.Tensor) -> bool:
     """Whether oneDNN should run a product of these tensors: CPU float32, outside autocast, in a torch with it."""
-    return (use_onednn and not torch.is_autocast_enabled("cpu")
-            and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors))
+    return use_onednn and not torch.is_autocast_enabled("cpu") and _cpu_float32(tensors)
 
 
 def _dense(inputs: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -139,7 +142,7 @@ class _StepProduct:
     """
     ``inputs @ weight.T (+ bias)`` for the many small (batch-row) products of a recurrence. On a CPU in float32
     the weight is packed once for oneDNN, which runs these shapes about 1.7x faster than MKL's sgemm (124 against
-    209 microseconds for 20 x 300 by 300 x 1500 on the 2-core development machine); elsewhere ``_dense``.
+    209 microseconds for 20 x 300 by 300 x 1500 on the 2-core development machine); elsewhere ``linear``.
     """
 
     def __init__(self, weight: torch.Tensor, rows: int) -> None:
@@ -223,8 +226,7 @@ class _Recurrence(torch.autograd.Function):
 
 def _fused(*tensors: torch.Tensor) -> bool:
     """Whether the C steps can run: the extension is built, and the tensors are float32 on a CPU."""
-    return _cells is not None and use_fused and all(t.device.type == "cpu" and t.dtype == torch.float32
-                                                    for t in tensors)
+    return _cells is not None and use_fused and _cpu_float32(tensors)
 
 
 def _address(tensor: torch.Tensor) -> Callable[[int], int]:

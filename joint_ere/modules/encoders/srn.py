@@ -38,6 +38,9 @@ class SelectionCell(RecurrentCell):
         factor = [[j if j in subset else (num_tasks + j if len(subset) == 1 else ones) for j in range(num_tasks)]
                   for subset in subsets]
         self.register_buffer("factor", torch.tensor(factor, dtype=torch.long).t().contiguous(), persistent=False)
+        # The same table for _cells.c, a code per factor: 0 = rho_j, 1 = 1 - rho_j, 2 = 1 (its MAX_TASKS is 4).
+        codes = bytes(min(index // num_tasks, 2) for row in zip(*factor) for index in row)
+        self._kernel = (1, num_tasks, codes) if num_tasks <= 4 else None
         # cell_update is eq. 8: c_t = Linear([s_e; s_r; s_er]) (or the seven memories of three tasks).
 
     def _factors(self, masters: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
@@ -57,11 +60,7 @@ class SelectionCell(RecurrentCell):
         return activations[:, :hidden], activations[:, hidden:2 * hidden], masters, activations[:, -hidden:]
 
     def kernel(self) -> Optional[Tuple[int, int, bytes]]:
-        """Kind 1 of _cells.c, with each factor of ``factor`` as a code: 0 = rho_j, 1 = 1 - rho_j, 2 = 1."""
-        if self.num_tasks > 4:  # _cells.c's MAX_TASKS
-            return None
-        codes = [min(index // self.num_tasks, 2) for index in self.factor.flatten().tolist()]
-        return 1, self.num_tasks, bytes(codes)
+        return self._kernel  # kind 1 of _cells.c
 
     def activate(self, gates: torch.Tensor) -> torch.Tensor:
         hidden = self.hidden_dim
