@@ -3,17 +3,20 @@ import io
 import json
 import logging
 import os
+import pickle
 import shutil
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Union
 
 import torch
 from tango.common import Params
 
-from joint_ere.common.errors import ConfigurationError
-from joint_ere.common.params import construct
+from joint_ere.common.errors import ConfigurationError, DataError
+from joint_ere.common.files import atomic_save, read_text
+from joint_ere.common.params import CONFIG_KEYS, construct, with_overrides
 from joint_ere.data.readers import DatasetReader
 from joint_ere.data.vocabulary import Vocabulary
 from joint_ere.models.model import Model
@@ -49,20 +52,23 @@ def archive_model(serialization_dir: str, weights: str = "best.th", archive_path
     with open(os.path.join(serialization_dir, CONFIG_NAME), encoding="utf-8") as handle:
         names = sorted(_transformer_names(json.load(handle)))
     transformers = {name: f"{TRANSFORMERS_DIR}/{i}" for i, name in enumerate(names)}
-    with tempfile.TemporaryDirectory() as staging, tarfile.open(archive_path + ".tmp", "w:gz") as tar:
-        tar.add(os.path.join(serialization_dir, CONFIG_NAME), arcname=CONFIG_NAME)
-        tar.add(os.path.join(serialization_dir, weights), arcname=WEIGHTS_NAME)
-        tar.add(os.path.join(serialization_dir, VOCAB_DIR), arcname=VOCAB_DIR)
-        for name, folder in transformers.items():
-            from joint_ere.common.transformers import save_for_archive
 
-            save_for_archive(name, os.path.join(staging, folder))
-            tar.add(os.path.join(staging, folder), arcname=folder)
-        meta = json.dumps({"version": __version__, "weights": weights, "transformers": transformers}).encode()
-        info = tarfile.TarInfo(META_NAME)
-        info.size = len(meta)
-        tar.addfile(info, io.BytesIO(meta))
-    os.replace(archive_path + ".tmp", archive_path)
+    def write(temporary: str) -> None:
+        with tempfile.TemporaryDirectory() as staging, tarfile.open(temporary, "w:gz") as tar:
+            tar.add(os.path.join(serialization_dir, CONFIG_NAME), arcname=CONFIG_NAME)
+            tar.add(os.path.join(serialization_dir, weights), arcname=WEIGHTS_NAME)
+            tar.add(os.path.join(serialization_dir, VOCAB_DIR), arcname=VOCAB_DIR)
+            for name, folder in transformers.items():
+                from joint_ere.common.transformers import save_for_archive
+
+                save_for_archive(name, os.path.join(staging, folder))
+                tar.add(os.path.join(staging, folder), arcname=folder)
+            meta = json.dumps({"version": __version__, "weights": weights, "transformers": transformers}).encode()
+            info = tarfile.TarInfo(META_NAME)
+            info.size = len(meta)
+            tar.addfile(info, io.BytesIO(meta))
+
+    atomic_save(archive_path, write)
     return archive_path
 
 
@@ -94,16 +100,34 @@ def _for_loading(config: Any, folders: Dict[str, str], model_side: bool) -> Any:
 def safe_extract(archive_path: str, target: str) -> None:
     """Extracts every member, refusing any that would land outside ``target`` (absolute paths, ``..``, links)."""
     root = os.path.realpath(target)
-    with tarfile.open(archive_path, "r:*") as tar:
-        members = tar.getmembers()
-        for member in members:
-            destination = os.path.realpath(os.path.join(root, member.name))
-            if os.path.commonpath([root, destination]) != root:
-                raise ConfigurationError(f"{archive_path}: member {member.name!r} would be written outside the "
-                                         f"extraction folder; refusing to extract")
-            if member.issym() or member.islnk() or member.isdev():
-                raise ConfigurationError(f"{archive_path}: member {member.name!r} is a link or device; refusing")
-        tar.extractall(root, members=members, filter="data")
+    try:
+        with tarfile.open(archive_path, "r:*") as tar:
+            _extract_members(archive_path, tar, root)
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+        raise ConfigurationError(f"{archive_path}: not a readable model archive ({type(error).__name__}: "
+                                 f"{error}); give the model.tar.gz that allennlp train wrote") from None
+
+
+def _extract_members(archive_path: str, tar: tarfile.TarFile, root: str) -> None:
+    members = tar.getmembers()
+    for member in members:
+        destination = os.path.realpath(os.path.join(root, member.name))
+        if os.path.commonpath([root, destination]) != root:
+            raise ConfigurationError(f"{archive_path}: member {member.name!r} would be written outside the "
+                                     f"extraction folder; refusing to extract")
+        if member.issym() or member.islnk() or member.isdev():
+            raise ConfigurationError(f"{archive_path}: member {member.name!r} is a link or device; refusing")
+    tar.extractall(root, members=members, filter="data")
+
+
+def _read_json(archive_file: str, folder: str, name: str) -> Any:
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        raise ConfigurationError(f"{archive_file}: no {name} inside; give the model.tar.gz that allennlp train wrote")
+    try:
+        return json.loads(read_text(path))
+    except (DataError, json.JSONDecodeError) as error:
+        raise ConfigurationError(f"{archive_file}: {name} is broken ({error})") from None
 
 
 def load_archive(archive_file: str, cuda_device: Union[int, str, None] = -1,
@@ -120,27 +144,28 @@ def load_archive(archive_file: str, cuda_device: Union[int, str, None] = -1,
         safe_extract(archive_file, temp_dir)
         folder = temp_dir
     try:
-        with open(os.path.join(folder, CONFIG_NAME), encoding="utf-8") as handle:
-            raw = json.load(handle)
-        if overrides:
-            from tango.common.params import parse_overrides, with_overrides
-
-            try:
-                raw = with_overrides(raw, overrides if isinstance(overrides, dict) else parse_overrides(overrides))
-            except (ValueError, RuntimeError) as error:
-                raise ConfigurationError(f"-o/--overrides: {error}") from error
+        raw = _read_json(archive_file, folder, CONFIG_NAME)
+        if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict):
+            raise ConfigurationError(f"{archive_file}: {CONFIG_NAME} holds no model config")
+        raw = with_overrides(raw, overrides)
+        unknown = sorted(set(raw) - set(CONFIG_KEYS))
+        if unknown:
+            raise ConfigurationError(f"-o/--overrides: unknown key(s) {', '.join(unknown)} (a config's keys are "
+                                     f"{', '.join(CONFIG_KEYS)})")
         config = Params(raw)
         meta_path = os.path.join(folder, META_NAME)
-        meta: Dict[str, Any] = {}
-        if os.path.exists(meta_path):
-            with open(meta_path, encoding="utf-8") as handle:
-                meta = json.load(handle)
+        meta: Dict[str, Any] = _read_json(archive_file, folder, META_NAME) if os.path.exists(meta_path) else {}
         archived = {name: os.path.join(folder, sub) for name, sub in (meta.get("transformers") or {}).items()}
         vocab = Vocabulary.from_files(os.path.join(folder, VOCAB_DIR))
         model = construct(Model, _for_loading(raw["model"], archived, model_side=True), "model", vocab=vocab)
         weights = os.path.join(folder, WEIGHTS_NAME if os.path.exists(os.path.join(folder, WEIGHTS_NAME)) else "best.th")
         device = resolve_device(cuda_device, key="--cuda-device")
-        model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
+        try:
+            model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigurationError(f"{archive_file}: the weights cannot be loaded into the configured model "
+                                     f"({first})") from None
         model.to(device).eval()
         if use_amp and not use_reduced_precision(model, device):
             logger.warning("--use-amp: the model has no transformer embedder; it runs in float32")

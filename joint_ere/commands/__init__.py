@@ -5,7 +5,7 @@ import logging
 import sys
 from typing import List, Optional
 
-from joint_ere.common.errors import ConfigurationError, DataError
+from joint_ere.common.errors import ConfigurationError, DataError, TrainingError
 from joint_ere.commands import evaluate, predict, train
 
 SUBCOMMANDS = {"train": train, "evaluate": evaluate, "predict": predict}
@@ -48,7 +48,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         import_packages(args.include_package)
         args.func(args)
-    except (ConfigurationError, DataError) as error:
+    except (ConfigurationError, DataError, TrainingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

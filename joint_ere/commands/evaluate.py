@@ -1,8 +1,8 @@
 """``allennlp evaluate ARCHIVE INPUT``: metrics (and optionally predictions) of a trained model on a file."""
 import argparse
+import contextlib
 import json
 import logging
-import os
 import sys
 from typing import Dict, Optional, TextIO
 
@@ -10,6 +10,7 @@ import torch
 from tqdm import tqdm
 
 from joint_ere.archival import load_archive
+from joint_ere.common.files import atomic_output, check_writable, dump_json
 from joint_ere.data.data_loader import DataLoader
 from joint_ere.models.model import Model
 
@@ -55,26 +56,18 @@ def evaluate_instances(model: Model, loader: DataLoader, device: torch.device, p
 
 
 def run(args: argparse.Namespace) -> None:
+    for key, path in (("--output-file", args.output_file), ("--predictions-output-file", args.predictions_output_file)):
+        if path:
+            check_writable(path, key)
     archive = load_archive(args.archive_file, cuda_device=args.cuda_device, overrides=args.overrides,
                            use_amp=args.use_amp)
     instances = archive.validation_dataset_reader.read(args.input_file)
     loader = DataLoader(instances, batch_size=args.batch_size)
     device = next(archive.model.parameters()).device
-    prediction_handle = open(args.predictions_output_file + ".tmp", "w", encoding="utf-8") \
-        if args.predictions_output_file else None
-    try:
-        metrics = evaluate_instances(archive.model, loader, device, prediction_handle, per_type=args.per_type)
-    except BaseException:
-        if prediction_handle:
-            prediction_handle.close()
-            os.remove(args.predictions_output_file + ".tmp")
-        raise
-    if prediction_handle:
-        prediction_handle.close()
-        os.replace(args.predictions_output_file + ".tmp", args.predictions_output_file)
-    text = json.dumps(metrics, indent=2)
-    print(text, file=sys.stdout)
+    with contextlib.ExitStack() as stack:
+        predictions = (stack.enter_context(atomic_output(args.predictions_output_file))
+                       if args.predictions_output_file else None)
+        metrics = evaluate_instances(archive.model, loader, device, predictions, per_type=args.per_type)
+    print(json.dumps(metrics, indent=2), file=sys.stdout)
     if args.output_file:
-        from joint_ere.training.trainer import dump_json
-
         dump_json(metrics, args.output_file)

@@ -1,12 +1,14 @@
 """``allennlp predict ARCHIVE INPUT``: JSON lines of ``{"tokens": [...]}`` (or a SpERT JSON file) in,
 predicted documents out, one JSON object per line."""
 import argparse
-import os
+import contextlib
 import sys
+from typing import List, Optional
 
 from tqdm import tqdm
 
 from joint_ere.archival import load_archive
+from joint_ere.common.files import atomic_output, check_writable
 from joint_ere.data.document import Document
 from joint_ere.data.readers import load_json_records, resolve_path
 from joint_ere.predictors import Predictor
@@ -29,6 +31,8 @@ def add_subparser(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.output_file:
+        check_writable(args.output_file, "--output-file")
     path = resolve_path(args.input_file)
     # Read and check every record first: a bad record stops the command before anything is written.
     documents = [Document.from_json(record, path=path, index=index)
@@ -36,31 +40,21 @@ def run(args: argparse.Namespace) -> None:
     archive = load_archive(args.archive_file, cuda_device=args.cuda_device, overrides=args.overrides,
                            use_amp=args.use_amp)
     predictor = Predictor.from_archive(archive, args.predictor)
-    temp = args.output_file + ".tmp" if args.output_file else None
-    handle = open(temp, "w", encoding="utf-8") if temp else None
-    try:
-        # Sorting by length keeps padding small; outputs are written back in input order.
-        order = sorted(range(len(documents)), key=lambda i: len(documents[i].tokens))
-        results = [None] * len(documents)
-        bar = tqdm(total=len(documents), desc="predicting", disable=args.silent and not args.output_file,
-                   dynamic_ncols=True, file=sys.stderr)
+    # Sorting by length keeps padding small; outputs are written back in input order.
+    order = sorted(range(len(documents)), key=lambda i: len(documents[i].tokens))
+    results: List[Optional[Document]] = [None] * len(documents)
+    with tqdm(total=len(documents), desc="predicting", disable=args.silent and not args.output_file,
+              dynamic_ncols=True, file=sys.stderr) as bar:
         for start in range(0, len(order), args.batch_size):
             chunk = order[start: start + args.batch_size]
             for i, doc in zip(chunk, predictor.predict_documents([documents[i] for i in chunk])):
                 results[i] = doc
             bar.update(len(chunk))
-        bar.close()
+    with contextlib.ExitStack() as stack:
+        handle = stack.enter_context(atomic_output(args.output_file)) if args.output_file else None
         for doc in results:
             line = Predictor.dump_line(doc.to_json())
             if handle:
                 handle.write(line)
             if not args.silent:
                 sys.stdout.write(line)
-    except BaseException:
-        if handle:
-            handle.close()
-            os.remove(temp)
-        raise
-    if handle:
-        handle.close()
-        os.replace(temp, args.output_file)

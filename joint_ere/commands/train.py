@@ -14,13 +14,14 @@ import torch
 from tango.common import Params
 
 from joint_ere.common.errors import ConfigurationError
+from joint_ere.common.files import dump_json
 from joint_ere.common.params import construct, load_config
 from joint_ere.data.data_loader import DataLoader
 from joint_ere.data.instance import Instance
 from joint_ere.data.readers import DatasetReader
 from joint_ere.data.vocabulary import Vocabulary
 from joint_ere.models.model import Model
-from joint_ere.training.trainer import Trainer, dump_json
+from joint_ere.training.trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ def _seed(params: Params) -> None:
 def _check_serialization_dir(path: str, recover: bool, force: bool) -> None:
     if recover and force:
         raise ConfigurationError("use either --recover or --force, not both")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigurationError(f"serialization directory {path} is a file")
     exists = os.path.isdir(path) and bool(os.listdir(path))
     if recover and not exists:
         raise ConfigurationError(f"--recover: {path} holds no earlier run")

@@ -1,4 +1,5 @@
-"""The two kinds of user error: a bad config and a bad data record. Both end the command with exit code 1."""
+"""The user errors: a bad config, a bad data record, a training run that cannot go on. Each ends the command with
+`error: ...` and exit code 1."""
 from tango.common.exceptions import ConfigurationError
 
 
@@ -11,4 +12,8 @@ class DataError(ValueError):
         super().__init__(f"{path}, record {record}: {message}" if record is not None else f"{path}: {message}")
 
 
-__all__ = ["ConfigurationError", "DataError"]
+class TrainingError(RuntimeError):
+    """Training cannot go on (a loss that is NaN or infinite); the message says where and what was kept."""
+
+
+__all__ = ["ConfigurationError", "DataError", "TrainingError"]

@@ -9,19 +9,26 @@ import contextvars
 import copy
 import json
 import os
-from typing import Any, Dict, Optional, Type, TypeVar
+from typing import Any, Dict, List, Optional, Type, TypeVar, Union
 
 import tango.common.from_params as _tango_from_params
 import tango.common.params as _tango_params
 from tango.common.params import Params
 
-from joint_ere.common.errors import ConfigurationError
+from joint_ere.common.errors import ConfigurationError, DataError
+from joint_ere.common.files import read_text
 
 T = TypeVar("T")
 
 # Ext vars the shipped configs read; they default to "" so a config can fall back to public URLs.
 DEFAULT_EXT_VARS = {"JOINT_ERE_DATA": "", "GLOVE_50D": "", "ADE_FOLD": "0",
                     "TRANSFORMER_MODEL": "bert-base-cased", "TRANSFORMER_DIM": "768"}
+
+
+# The top-level keys of a config (AllenNLP's); ``train`` reads each, ``load_archive`` checks overrides against them.
+CONFIG_KEYS = ("dataset_reader", "validation_dataset_reader", "train_data_path", "validation_data_path",
+               "test_data_path", "evaluate_on_test", "vocabulary", "model", "data_loader", "validation_data_loader",
+               "trainer", "random_seed", "numpy_seed", "pytorch_seed")
 
 
 class KeyPathError(ConfigurationError):
@@ -83,15 +90,100 @@ def construct(cls: Type[T], params: Any, key: str, **extras: Any) -> T:
         raise _path_error(key, error) from error
 
 
-def load_config(path: str, overrides: str | Dict[str, Any] = "", ext_vars: Optional[Dict[str, str]] = None) -> Params:
-    """Evaluates a jsonnet/JSON config with environment variables as ext vars and merges JSON overrides."""
-    if not os.path.isfile(path):
+def parse_overrides(overrides: Union[str, Dict[str, Any], None], ext_vars: Dict[str, str]) -> Dict[str, Any]:
+    """``-o``'s text (JSON, or jsonnet with the same ext vars as configs) as a dict."""
+    if not overrides:
+        return {}
+    if isinstance(overrides, str):
+        import _jsonnet
+
+        try:
+            overrides = json.loads(_jsonnet.evaluate_snippet("overrides", overrides, ext_vars=ext_vars))
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()[0]
+            raise ConfigurationError(f"-o/--overrides is not valid JSON: {first}") from None
+    if not isinstance(overrides, dict):
+        raise ConfigurationError(f"-o/--overrides must be a JSON object, not {type(overrides).__name__}")
+    return overrides
+
+
+def unflatten(overrides: Dict[str, Any]) -> Dict[str, Any]:
+    """``{"trainer.num_epochs": 1}`` -> ``{"trainer": {"num_epochs": 1}}``; dotted and nested forms may be mixed."""
+    nested: Dict[str, Any] = {}
+    for key, value in overrides.items():
+        *parents, last = key.split(".")
+        current = nested
+        for depth, part in enumerate(parents):
+            current = current.setdefault(part, {})
+            if not isinstance(current, dict):
+                raise ConfigurationError(f"-o/--overrides: {'.'.join(parents[:depth + 1])} is given a value "
+                                         f"and also keys below it")
+        if isinstance(value, dict) and isinstance(current.get(last), dict):
+            current[last] = merge(value, current[last], f"{key}.")
+        elif last in current:
+            raise ConfigurationError(f"-o/--overrides: {key} is given a value and also keys below it")
+        else:
+            current[last] = value
+    return nested
+
+
+def merge(preferred: Dict[str, Any], fallback: Dict[str, Any], path: str = "") -> Dict[str, Any]:
+    """
+    AllenNLP's ``with_fallback``: objects merge key by key (recursively), anything else in ``preferred``
+    replaces what ``fallback`` has. An object merged into a list overrides its elements by index
+    (``{"0": {...}}``), so ``-o '{"model.layers.0.dim": 5}'`` changes one element of a list.
+    """
+    merged = copy.deepcopy(fallback)
+    for key, value in preferred.items():
+        old = merged.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            merged[key] = merge(value, old, f"{path}{key}.")
+        elif isinstance(value, dict) and isinstance(old, list):
+            merged[key] = _merge_into_list(value, old, f"{path}{key}.")
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _merge_into_list(preferred: Dict[str, Any], fallback: List[Any], path: str) -> List[Any]:
+    merged = copy.deepcopy(fallback)
+    for key, value in preferred.items():
+        if not key.lstrip("-").isdigit() or not -len(merged) <= int(key) < len(merged):
+            raise ConfigurationError(f"-o/--overrides: {path}{key}: {path[:-1]} is a list of {len(merged)} "
+                                     f"elements; override an element by its index")
+        old = merged[int(key)]
+        merged[int(key)] = (merge(value, old, f"{path}{key}.") if isinstance(value, dict) and isinstance(old, dict)
+                            else copy.deepcopy(value))
+    return merged
+
+
+def with_overrides(config: Dict[str, Any], overrides: Union[str, Dict[str, Any], None],
+                   ext_vars: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """``config`` with ``-o`` merged in the way AllenNLP merges it."""
+    return merge(unflatten(parse_overrides(overrides, environment(ext_vars))), config)
+
+
+def environment(ext_vars: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The ext vars a config sees: the defaults, then the environment, then ``ext_vars``."""
+    return {**DEFAULT_EXT_VARS, **_tango_params._environment_variables(), **(ext_vars or {})}
+
+
+def load_config(path: str, overrides: Union[str, Dict[str, Any], None] = "",
+                ext_vars: Optional[Dict[str, str]] = None) -> Params:
+    """Evaluates a jsonnet/JSON config with environment variables as ext vars and merges ``-o`` overrides."""
+    import _jsonnet
+
+    if os.path.isdir(path) or not os.path.isfile(path):
         raise ConfigurationError(f"config file not found: {path}")
-    env = {**DEFAULT_EXT_VARS, **_tango_params._environment_variables(), **(ext_vars or {})}
+    env = environment(ext_vars)
     try:
-        params = Params.from_file(path, params_overrides=overrides or "", ext_vars=env)
+        text = read_text(path)
+        config = json.loads(_jsonnet.evaluate_snippet(path, text, ext_vars=env,
+                                                      jpathdir=[os.path.dirname(os.path.abspath(path))]))
+    except DataError as error:
+        raise ConfigurationError(str(error)) from None
     except RuntimeError as error:  # jsonnet reports syntax and evaluation errors as RuntimeError
-        raise ConfigurationError(f"{path}: {error}") from error
-    except (ValueError, json.JSONDecodeError) as error:
-        raise ConfigurationError(f"{path}: bad overrides: {error}") from error
-    return params
+        raise ConfigurationError(f"{path}: {str(error).strip()}") from None
+    if not isinstance(config, dict):
+        raise ConfigurationError(f"{path}: a config must be an object, not {type(config).__name__}")
+    return Params(with_overrides(config, overrides, env))

@@ -72,28 +72,43 @@ class Document:
         if require_labels and "entities" not in record:
             raise fail('missing "entities"')
         entities: List[Entity] = []
+        for key in ("entities", "relations"):
+            if not isinstance(record.get(key) or [], list):
+                raise fail(f'"{key}" must be a list, not {type(record[key]).__name__}')
         for i, raw in enumerate(record.get("entities") or []):
             try:
                 etype, start, end = raw["type"], raw["start"], raw["end"]
             except (TypeError, KeyError) as error:
                 raise fail(f"entity {i} needs type, start and end ({error})") from None
-            if not isinstance(start, int) or not isinstance(end, int) or isinstance(start, bool):
+            if not isinstance(etype, str) or not etype:
+                raise fail(f"entity {i}: type must be a non-empty string, not {etype!r}")
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
                 raise fail(f"entity {i}: start and end must be integers")
             if start >= end:
                 raise fail(f"entity {i} has start {start} >= end {end}")
             if start < 0 or end > len(tokens):
                 raise fail(f"entity {i} span [{start}, {end}) lies outside the {len(tokens)} tokens")
-            entities.append(Entity(str(etype), start, end, raw.get("score")))
+            entities.append(Entity(etype, start, end, _score(raw, f"entity {i}", fail)))
         relations: List[Relation] = []
         for i, raw in enumerate(record.get("relations") or []):
             try:
                 rtype, head, tail = raw["type"], raw["head"], raw["tail"]
             except (TypeError, KeyError) as error:
                 raise fail(f"relation {i} needs type, head and tail ({error})") from None
+            if not isinstance(rtype, str) or not rtype:
+                raise fail(f"relation {i}: type must be a non-empty string, not {rtype!r}")
             for name, value in (("head", head), ("tail", tail)):
                 if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < len(entities):
                     raise fail(f"relation {i} {name} {value!r} points at a missing entity "
                                f"(the record has {len(entities)} entities)")
-            relations.append(Relation(str(rtype), head, tail, raw.get("score")))
+            relations.append(Relation(rtype, head, tail, _score(raw, f"relation {i}", fail)))
         meta = {k: v for k, v in record.items() if k not in ("tokens", "entities", "relations")}
         return cls(list(tokens), entities, relations, meta)
+
+
+def _score(raw: Dict[str, Any], what: str, fail: Any) -> Optional[float]:
+    """A prediction's ``score`` (read back by ``evaluate``): a number, or absent."""
+    score = raw.get("score")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+        raise fail(f"{what}: score must be a number, not {score!r}")
+    return score

@@ -1,3 +1,4 @@
+import functools
 import glob
 import os
 import re
@@ -5,6 +6,8 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 from tango.common import FromParams
+
+from joint_ere.common.files import atomic_save
 
 
 class Checkpointer(FromParams):
@@ -17,7 +20,7 @@ class Checkpointer(FromParams):
         self.serialization_dir = serialization_dir
         self.keep = keep_most_recent_by_count
 
-    def _epochs(self) -> list:
+    def epochs(self) -> list:
         pattern = os.path.join(self.serialization_dir, "training_state_e*.th")
         found = [int(re.search(r"_e(\d+)\.th$", p).group(1)) for p in glob.glob(pattern)]
         return sorted(e for e in found if os.path.exists(self._path("model_state", e)))
@@ -28,16 +31,14 @@ class Checkpointer(FromParams):
     def save(self, epoch: int, model_state: Dict[str, Any], training_state: Dict[str, Any]) -> None:
         # The training state is written last, so a checkpoint counts only once both files are complete.
         for kind, state in (("model_state", model_state), ("training_state", training_state)):
-            path = self._path(kind, epoch)
-            torch.save(state, path + ".tmp")
-            os.replace(path + ".tmp", path)
+            atomic_save(self._path(kind, epoch), functools.partial(torch.save, state))
         if self.keep is not None:
-            for old in self._epochs()[: -self.keep]:
+            for old in self.epochs()[: -self.keep]:
                 for kind in ("training_state", "model_state"):
                     os.remove(self._path(kind, old))
 
     def load_latest(self) -> Optional[Tuple[Dict[str, Any], Dict[str, Any]]]:
-        epochs = self._epochs()
+        epochs = self.epochs()
         if not epochs:
             return None
         epoch = epochs[-1]

@@ -17,7 +17,8 @@ import torch
 from tango.common import Lazy, Registrable
 from tqdm import tqdm
 
-from joint_ere.common.errors import ConfigurationError
+from joint_ere.common.errors import ConfigurationError, TrainingError
+from joint_ere.common.files import dump_json
 from joint_ere.data.data_loader import DataLoader
 from joint_ere.models.model import Model
 from joint_ere.training.checkpointer import Checkpointer
@@ -27,13 +28,6 @@ from joint_ere.training.optimizers import AdamOptimizer, Optimizer
 logger = logging.getLogger(__name__)
 
 PROGRESS_METRICS = ("ner_micro_f1", "re_strict_micro_f1")
-
-
-def dump_json(data: Any, path: str) -> None:
-    """Writes JSON through a temporary file, so a reader never sees half a file."""
-    with open(path + ".tmp", "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(path + ".tmp", path)
 
 
 def resolve_device(cuda_device: Optional[Union[int, str]], key: str = "trainer.cuda_device") -> torch.device:
@@ -156,7 +150,8 @@ class GradientDescentTrainer(Trainer):
             output = self._forward(batch)
             loss = output["loss"] / self.accumulation
             if not torch.isfinite(loss):
-                raise ValueError(f"epoch {epoch + 1}, batch {index}: the loss is {loss.item()}")
+                raise TrainingError(f"epoch {epoch + 1}, batch {index + 1}: the loss is {loss.item()}; "
+                                    f"stopped. {self._what_is_kept()}")
             (self.scaler.scale(loss) if self.scaler else loss).backward()
             batches += 1
             for key in ("loss", "ner_loss", "re_loss"):
@@ -166,6 +161,14 @@ class GradientDescentTrainer(Trainer):
                 self._step()
             bar.set_postfix({k: f"{v / batches:.4f}" for k, v in totals.items()}, refresh=False)
         return {k: v / max(1, batches) for k, v in totals.items()}
+
+    def _what_is_kept(self) -> str:
+        epochs = self.checkpointer.epochs()
+        if not epochs:
+            return "No epoch has finished, so there is no checkpoint to resume from."
+        best = " and best.th are" if self.tracker.best_epoch is not None else " is"
+        return (f"The checkpoint of epoch {epochs[-1] + 1}{best} kept in {self.serialization_dir}: "
+                f"-r resumes from it (a lower learning rate or trainer.grad_norm may help, e.g. with -o).")
 
     def _step(self) -> None:
         if self.scaler:

@@ -5,6 +5,7 @@ from typing import Dict, Iterable, List, Optional
 from tango.common import Registrable
 
 from joint_ere.common.errors import ConfigurationError, DataError
+from joint_ere.common.files import read_text
 from joint_ere.data.document import Document
 from joint_ere.data.instance import Instance
 from joint_ere.data.token_indexers import SingleIdTokenIndexer, TokenIndexer
@@ -57,28 +58,44 @@ def resolve_path(file_path: str) -> str:
         except Exception as error:  # network errors differ by scheme
             raise DataError(file_path, None, f"could not download ({type(error).__name__}); offline, point "
                                              f"JOINT_ERE_DATA at a local copy or override the path with -o") from error
+    if os.path.isdir(file_path):
+        raise DataError(file_path, None, "is a directory, not a data file")
     if not os.path.isfile(file_path):
         raise DataError(file_path, None, "data file not found")
     return str(file_path)
 
 
 def load_json_records(file_path: str) -> List[object]:
-    """A JSON list (SpERT) or JSON lines; a syntax error names the file and the line/record."""
-    with open(file_path, encoding="utf-8") as handle:
-        text = handle.read()
+    """A JSON list (SpERT) or JSON lines; every way the file can be broken is a DataError naming the file and
+    the line or record: bytes that are not UTF-8, a syntax error, a truncated end, an empty file, no records."""
+    text = read_text(file_path)
+    if not text.strip():
+        raise DataError(file_path, None, "the file is empty")
     if text.lstrip().startswith("["):
-        try:
-            records = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise DataError(file_path, f"at line {error.lineno} column {error.colno}",
-                            f"malformed JSON: {error.msg}") from None
-        return records
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            raise DataError(file_path, f"on line {number}", f"malformed JSON: {error.msg}") from None
+        records = _parse_json(file_path, text, None)
+        if not isinstance(records, list):  # e.g. "[1] [2]" is not caught by the parser as a list
+            raise DataError(file_path, None, "expected a JSON list of records")
+    else:
+        records = []
+        # split on "\n" only: str.splitlines() also splits inside strings holding U+2028 or U+0085
+        lines = text.split("\n")
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                records.append(_parse_json(file_path, line, number, last_line_unterminated=number == len(lines)))
+    if not records:
+        raise DataError(file_path, None, "the file holds no records")
     return records
+
+
+def _parse_json(file_path: str, text: str, line: Optional[int], last_line_unterminated: bool = False) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        ends_early = error.pos >= len(text.rstrip())
+        hint = " (the file ends in the middle of a record: truncated?)" if ends_early and (
+            line is None or last_line_unterminated) else ""
+        where = f"at line {error.lineno} column {error.colno}" if line is None else f"on line {line}"
+        raise DataError(file_path, where, f"malformed JSON: {error.msg}{hint}") from None
+    except RecursionError:
+        where = None if line is None else f"on line {line}"
+        raise DataError(file_path, where, "JSON nested too deeply to be a record") from None

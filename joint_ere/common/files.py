@@ -1,0 +1,91 @@
+"""
+Reading and writing files the one way the project does it: text is UTF-8 and an undecodable byte is a
+``DataError`` naming the file, line and byte offset; every output goes to a temporary file that is renamed into
+place only when it is complete, so a failed command leaves nothing half-written.
+"""
+import contextlib
+import gzip
+import json
+import os
+import zlib
+from typing import IO, Any, Callable, Iterator
+
+from joint_ere.common.errors import DataError
+
+BOM = "\ufeff"
+
+
+def undecodable(path: str, line: int, offset: int, error: UnicodeDecodeError) -> DataError:
+    """The DataError for bytes that are not UTF-8, at ``line`` and absolute byte ``offset`` of the file."""
+    return DataError(path, None, f"line {line}, byte offset {offset}: not UTF-8 text "
+                                 f"(byte 0x{error.object[error.start]:02x}: {error.reason})")
+
+
+def unreadable(path: str, error: Exception) -> DataError:
+    """A file that cannot be opened or decompressed (a truncated ``.gz``, a folder, no permission)."""
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else f"{type(error).__name__}: {error}"
+    return DataError(path, None, f"cannot be read ({reason})")
+
+
+def read_text(path: str) -> str:
+    """The whole file as text (``.gz`` decompressed); a UTF-8 byte-order mark is dropped."""
+    try:
+        if path.endswith(".gz"):
+            with gzip.open(path, "rb") as handle:
+                data = handle.read()
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read()
+    except (OSError, EOFError, zlib.error) as error:
+        raise unreadable(path, error) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise undecodable(path, data.count(b"\n", 0, error.start) + 1, error.start, error) from None
+    return text[1:] if text.startswith(BOM) else text
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, mode: str = "w") -> Iterator[IO[Any]]:
+    """Opens ``path + ".tmp"`` for writing and renames it to ``path`` when the block ends without an error;
+    on any error (or Ctrl-C) the temporary file is removed and ``path`` is left as it was."""
+    temporary = path + ".tmp"
+    encoding = None if "b" in mode else "utf-8"
+    handle = open(temporary, mode, encoding=encoding)
+    try:
+        yield handle
+    except BaseException:
+        handle.close()
+        os.remove(temporary)
+        raise
+    handle.close()
+    os.replace(temporary, path)
+
+
+def atomic_save(path: str, write: Callable[[str], None]) -> None:
+    """``write(temporary_path)`` then a rename: for writers that take a path (``torch.save``, ``tarfile``)."""
+    temporary = path + ".tmp"
+    try:
+        write(temporary)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    os.replace(temporary, path)
+
+
+def dump_json(data: Any, path: str) -> None:
+    """Writes JSON through a temporary file, so a reader never sees half a file."""
+    with atomic_output(path) as handle:
+        json.dump(data, handle, indent=2)
+
+
+def check_writable(path: str, key: str) -> None:
+    """Fails early, before any work, when ``path``'s folder does not exist or ``path`` is a folder."""
+    from joint_ere.common.errors import ConfigurationError
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ConfigurationError(f"{key} {path}: is a directory")
+    if not os.path.isdir(folder):
+        raise ConfigurationError(f"{key} {path}: the directory {folder} does not exist")
