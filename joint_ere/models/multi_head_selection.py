@@ -21,6 +21,7 @@ from joint_ere.data.document import Document, Entity, Relation
 from joint_ere.data.instance import ENTITY_LABELS, RELATION_LABELS
 from joint_ere.data.vocabulary import Vocabulary
 from joint_ere.models.model import Model, check_dimensions
+from joint_ere.modules.table_scorer import row_blocks
 from joint_ere.modules.tagging import CrfTagDecoder, TagDecoder
 from joint_ere.modules.token_embedders import TextFieldEmbedder
 
@@ -107,13 +108,8 @@ class MultiHeadSelection(Model):
         output: Dict[str, Any] = {"mask": mask, "tag_logits": tag_logits, "head": head, "tail": tail,
                                   "predicted_tags": predicted_tags, "metadata": metadata}
         if gold_tags is not None and relations is not None:
-            # (B, T, 1, H) + (B, 1, T, H) -> (B, T, T, R): row i is the head token, column j the tail token.
-            relation_logits = self._score_pairs(head, tail)
             ner_loss = self.ner_decoder.loss(tag_logits.float(), gold_tags, mask) / batch  # fp32 under AMP
-            target = self._relation_target(entities, relations, length)
-            pair_mask = (mask.unsqueeze(2) & mask.unsqueeze(1)).unsqueeze(-1).float()
-            re_loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                relation_logits.float(), target, weight=pair_mask, reduction="sum") / batch
+            re_loss = self._relation_loss(head, tail, self._relation_cells(entities, relations), mask) / batch
             output["ner_loss"], output["re_loss"] = ner_loss, re_loss
             output["loss"] = ner_loss + self.re_loss_weight * re_loss
             self.score_predictions(output)
@@ -123,18 +119,32 @@ class MultiHeadSelection(Model):
         """s(i, j, r) = V_r . f(W z_i + U z_j + b) for every i of ``head`` and j of ``tail``: (B, I, J, R)."""
         return self.relation_scorer(self.activation(head.unsqueeze(2) + tail.unsqueeze(1)))
 
-    def _relation_target(self, entities: torch.Tensor, relations: torch.Tensor, length: int) -> torch.Tensor:
-        """Dense (B, T, T, R) 0/1 targets at (last token of head, last token of tail, relation)."""
-        batch = entities.size(0)
-        target = torch.zeros(batch, length, length, max(1, self.num_relations), device=entities.device)
+    @staticmethod
+    def _relation_cells(entities: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
+        """The gold cells (sentence, last token of head, last token of tail, relation): (N, 4)."""
         valid = relations[..., 2] >= 0
-        if valid.any():
-            last_token = entities[..., 1] - 1  # (B, E)
-            head = last_token.gather(1, relations[..., 0].clamp(min=0))
-            tail = last_token.gather(1, relations[..., 1].clamp(min=0))
-            rows = torch.arange(batch, device=entities.device).unsqueeze(1).expand_as(head)
-            target[rows[valid], head[valid], tail[valid], relations[..., 2][valid]] = 1.0
-        return target
+        last_token = entities[..., 1] - 1  # (B, E)
+        head = last_token.gather(1, relations[..., 0].clamp(min=0))
+        tail = last_token.gather(1, relations[..., 1].clamp(min=0))
+        rows = torch.arange(entities.size(0), device=entities.device).unsqueeze(1).expand_as(head)
+        return torch.stack([rows[valid], head[valid], tail[valid], relations[..., 2][valid]], dim=1)
+
+    def _relation_loss(self, head: torch.Tensor, tail: torch.Tensor, gold: torch.Tensor,
+                       mask: torch.Tensor) -> torch.Tensor:
+        """Binary cross-entropy summed over the (B, T, T, R) table (row i the head token, column j the tail,
+        targets 1 at the ``gold`` cells); at inference a block of rows at a time, so memory stays bounded."""
+        batch, length, hidden = head.shape
+        total = head.new_zeros((), dtype=torch.float32)
+        for rows in row_blocks(batch, length, length, hidden, self.training):
+            logits = self._score_pairs(head[:, rows], tail).float()  # fp32 under AMP
+            target = torch.zeros_like(logits)
+            first, last = rows.start, rows.start + logits.size(1)
+            inside = gold[(gold[:, 1] >= first) & (gold[:, 1] < last)]
+            target[inside[:, 0], inside[:, 1] - first, inside[:, 2], inside[:, 3]] = 1.0
+            pairs = (mask[:, rows].unsqueeze(2) & mask.unsqueeze(1)).unsqueeze(-1).float()
+            total = total + torch.nn.functional.binary_cross_entropy_with_logits(logits, target, weight=pairs,
+                                                                                 reduction="sum")
+        return total
 
     def make_output_human_readable(self, output_dict: Dict[str, Any]) -> List[Document]:
         mask = output_dict["mask"]
@@ -146,7 +156,6 @@ class MultiHeadSelection(Model):
         chosen = tag_probs.gather(2, tags.unsqueeze(2)).squeeze(2).cpu()
         tags = tags.cpu().tolist()
         spans = [self.scheme.tags_to_spans(row[:length]) for row, length in zip(tags, lengths)]
-        relation_probs = self._entity_pair_probabilities(output_dict["head"], output_dict["tail"], spans)
         entity_labels = self.vocab.get_index_to_token_vocabulary(ENTITY_LABELS)
         relation_labels = self.vocab.get_index_to_token_vocabulary(RELATION_LABELS)
         metadata = output_dict.get("metadata") or [None] * len(tags)
@@ -154,26 +163,26 @@ class MultiHeadSelection(Model):
         for row, (length, source) in enumerate(zip(lengths, metadata)):
             entity_list = [Entity(entity_labels[label], start, end, chosen[row, start:end].mean().item())
                            for start, end, label in spans[row]]
-            relation_list: List[Relation] = []
-            count = len(spans[row])
-            if count and self.num_relations:
-                probs = relation_probs[row, :count, :count]
-                for head, tail, label in (probs > self.relation_threshold).nonzero().tolist():
-                    if head != tail:
-                        relation_list.append(Relation(relation_labels[label], head, tail,
-                                                      probs[head, tail, label].item()))
+            found = self._entity_relations(output_dict["head"][row], output_dict["tail"][row], spans[row])
+            relation_list = [Relation(relation_labels[label], head, tail, probability)
+                             for head, tail, label, probability in found]
             documents.append(self.predicted_document(source, length, entity_list, relation_list))
         return documents
 
-    def _entity_pair_probabilities(self, head: torch.Tensor, tail: torch.Tensor, spans: List[list]) -> torch.Tensor:
-        """P(e_a, e_b, r) between predicted entities through their last tokens: (B, E, E, R) on the CPU.
-        Scoring only these pairs, not all T x T tokens, keeps prediction cheap."""
-        most = max([len(s) for s in spans] + [1])
-        last = torch.zeros(len(spans), most, dtype=torch.long)
-        for row, row_spans in enumerate(spans):
-            for index, (_, end, _) in enumerate(row_spans):
-                last[row, index] = end - 1
-        last = last.to(head.device).unsqueeze(-1).expand(-1, -1, head.size(-1))
-        logits = self._score_pairs(head.gather(1, last), tail.gather(1, last))
-        return torch.sigmoid(logits.float()).cpu()
-
+    def _entity_relations(self, head: torch.Tensor, tail: torch.Tensor, spans: List[tuple]) -> List[tuple]:
+        """(head entity, tail entity, relation, probability) for every pair of one sentence's predicted entities
+        (through their last tokens) above the threshold. Only these E x E pairs are scored, not all T x T tokens,
+        and a block of head entities at a time, so a long sentence with many entities stays bounded."""
+        if not spans or not self.num_relations:
+            return []
+        last = torch.tensor([end - 1 for _, end, _ in spans], device=head.device)
+        heads, tails = head[last].unsqueeze(0), tail[last].unsqueeze(0)  # (1, E, H)
+        found = []
+        for rows in row_blocks(1, len(spans), len(spans), head.size(-1), training=False):
+            probs = torch.sigmoid(self._score_pairs(heads[:, rows], tails)[0].float())  # (rows, E, R)
+            above = (probs > self.relation_threshold).nonzero()
+            values = probs[above[:, 0], above[:, 1], above[:, 2]].tolist()
+            for (row, column, label), probability in zip(above.tolist(), values):
+                if rows.start + row != column:
+                    found.append((rows.start + row, column, label, probability))
+        return found

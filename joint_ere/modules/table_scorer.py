@@ -1,10 +1,21 @@
 """Scores every (row token, column token) cell of a table for each label: PFN's NER and RE units."""
+from typing import List
+
 import torch
 from allennlp_light.nn import util
 
 from joint_ere.modules.dropout import TableDropout
 
 CELLS_AT_ONCE = 1 << 24  # table cells x hidden units built at once at inference (64 MB in float32)
+
+
+def row_blocks(batch: int, rows: int, columns: int, hidden: int, training: bool) -> List[slice]:
+    """The rows of a (batch, rows, columns, hidden) table in blocks of at most ``CELLS_AT_ONCE`` values, so a long
+    sentence at inference needs bounded memory; in training one block (autograd keeps every block anyway)."""
+    if training or batch * rows * columns * hidden <= CELLS_AT_ONCE:
+        return [slice(0, rows)]
+    block = max(1, CELLS_AT_ONCE // (batch * columns * hidden))
+    return [slice(start, start + block) for start in range(0, rows, block)]
 
 
 class TableScorer(torch.nn.Module):
@@ -34,12 +45,10 @@ class TableScorer(torch.nn.Module):
         rows = self.row(task).unsqueeze(2) + self.context(summary)[:, None, None, :]  # (B, T, 1, H)
         columns = self.column(task).unsqueeze(1)  # (B, 1, T, H)
         batch, length, _, hidden = rows.shape
-        if self.training or batch * length * length * hidden <= CELLS_AT_ONCE:
+        blocks = row_blocks(batch, length, length, hidden, self.training)
+        if len(blocks) == 1:
             return self._score(rows + columns)
-        # A long sentence at inference: the (T, T, H) cells a block of rows at a time, so memory stays bounded.
-        block = max(1, CELLS_AT_ONCE // (batch * length * hidden))
-        return torch.cat([self._score(rows[:, start:start + block] + columns)
-                          for start in range(0, length, block)], dim=1)
+        return torch.cat([self._score(rows[:, block] + columns) for block in blocks], dim=1)
 
     def _score(self, cells: torch.Tensor) -> torch.Tensor:
         return self.scorer(self.dropout(torch.nn.functional.elu(self.norm(cells))))

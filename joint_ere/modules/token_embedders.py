@@ -1,14 +1,15 @@
 """Token embedders (one vector per word from an indexer's tensors) and the text field embedder joining them."""
 import gzip
-import io
 import logging
-from typing import Dict, Optional
+import zlib
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 from allennlp_light.modules import Seq2VecEncoder
 from tango.common import Registrable
 
-from joint_ere.common.errors import ConfigurationError
+from joint_ere.common.errors import ConfigurationError, DataError
+from joint_ere.common.files import undecodable, unreadable
 from joint_ere.data.vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ class Embedding(TokenEmbedder):
 
 
 def read_pretrained_vectors(path: str, vocab: Vocabulary, namespace: str, weight: torch.Tensor) -> float:
-    """Copies vectors of vocabulary words from a GloVe text file into ``weight``; returns the coverage."""
+    """Copies vectors of vocabulary words from a GloVe text file (plain or ``.gz``; a word2vec header line is
+    skipped) into ``weight`` and returns the coverage. A broken file is a DataError naming the file and line."""
     from joint_ere.data.readers.dataset_reader import resolve_path
 
     try:
@@ -75,24 +77,59 @@ def read_pretrained_vectors(path: str, vocab: Vocabulary, namespace: str, weight
         raise ConfigurationError(f"pretrained_file {path!r}: {error}") from error
     wanted = vocab.get_token_to_index_vocabulary(namespace)
     dim = weight.size(1)
-    found = 0
-    opener = gzip.open if local.endswith(".gz") else open
-    with opener(local, "rb") as raw:
-        for number, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8", errors="replace"), start=1):
-            word, _, rest = line.rstrip("\n").partition(" ")
-            index = wanted.get(word)
-            if index is None:
-                continue
-            values = rest.split(" ")
-            if len(values) != dim:
-                raise ConfigurationError(f"pretrained_file {path}, line {number}: {len(values)} numbers for "
-                                         f"{word!r}, but embedding_dim is {dim}")
-            weight[index] = torch.tensor([float(v) for v in values])
+    found = vectors = 0
+    for number, word, values in _glove_lines(local):
+        if vectors == 0 and len(values) == 1 and word.isdigit() and values[0].isdigit():
+            continue  # word2vec's "count dimension" header
+        vectors += 1
+        index = wanted.get(word)
+        if index is None and vectors > 1:  # the first vector is always checked, so a wrong file fails early
+            continue
+        if len(values) != dim:
+            raise DataError(local, None, f"line {number}: {len(values)} numbers for {word!r}, but the "
+                                         f"embedding_dim is {dim}")
+        try:
+            vector = torch.tensor([float(v) for v in values])
+        except ValueError:
+            bad = next(v for v in values if not _is_float(v))
+            raise DataError(local, None, f"line {number}: {bad!r} (for {word!r}) is not a number") from None
+        if not torch.isfinite(vector).all():
+            raise DataError(local, None, f"line {number}: the vector of {word!r} is not finite")
+        if index is not None:
+            weight[index] = vector
             found += 1
+    if vectors == 0:
+        raise DataError(local, None, "holds no vectors (expected GloVe text: a word and its numbers per line)")
     real_words = max(1, len(wanted) - 2)  # padding and unknown are not words
     coverage = found / real_words
     logger.info("%s: vectors for %d of %d %s words (%.1f%%)", path, found, real_words, namespace, 100 * coverage)
     return coverage
+
+
+def _glove_lines(path: str) -> Iterator[Tuple[int, str, List[str]]]:
+    """(line number, word, value strings) of a GloVe file, decoded strictly; blank lines are skipped."""
+    offset = 0
+    try:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise undecodable(path, number, offset + error.start, error) from None
+                offset += len(raw)
+                word, _, rest = line.rstrip("\r\n").partition(" ")
+                if word or rest:
+                    yield number, word, rest.split(" ")
+    except (OSError, EOFError, zlib.error) as error:
+        raise unreadable(path, error) from None
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 @TokenEmbedder.register("character_encoding")

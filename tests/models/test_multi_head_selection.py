@@ -60,7 +60,7 @@ def test_batched_viterbi_matches_allennlp_light():
         assert (got[row, len(tags):] == 0).all()
 
 
-def test_relation_target_uses_last_tokens(tmp_path):
+def untrained_model():
     from joint_ere.common.params import construct
     from joint_ere.data import SpertJsonReader
     from joint_ere.models import Model
@@ -71,12 +71,36 @@ def test_relation_target_uses_last_tokens(tmp_path):
     config["model"]["text_field_embedder"]["token_embedders"].pop("token_characters")
     config["model"]["text_field_embedder"]["token_embedders"]["tokens"].pop("pretrained_file")
     config["model"]["shared_encoder"]["input_size"] = 10
-    model = construct(Model, config["model"], "model", vocab=vocab)
+    return construct(Model, config["model"], "model", vocab=vocab)
+
+
+def test_relation_targets_use_last_tokens():
     entities = torch.tensor([[[0, 2, 0], [3, 5, 1], [6, 7, 2]]])
     relations = torch.tensor([[[0, 1, 1], [1, 2, 0], [-1, -1, -1]]])
-    target = model._relation_target(entities, relations, 8)
-    assert target.sum() == 2
-    assert target[0, 1, 4, 1] == 1 and target[0, 4, 6, 0] == 1
+    cells = untrained_model()._relation_cells(entities, relations)
+    assert cells.tolist() == [[0, 1, 4, 1], [0, 4, 6, 0]]
+
+
+def test_long_sentences_are_scored_in_row_blocks_with_the_same_result(monkeypatch):
+    """At inference the (T, T, hidden) relation table is built a few rows at a time: same loss, same relations."""
+    from joint_ere.modules import table_scorer
+
+    model = untrained_model().eval()
+    torch.manual_seed(0)
+    head, tail = torch.randn(2, 9, 16), torch.randn(2, 9, 16)
+    mask = torch.tensor([[True] * 9, [True] * 6 + [False] * 3])
+    gold = torch.tensor([[0, 1, 4, 1], [0, 8, 2, 0], [1, 5, 0, 2]])
+    spans = [(0, 2, 0), (3, 5, 1), (5, 6, 0), (7, 9, 1)]
+    torch.nn.init.zeros_(model.relation_scorer.bias)  # an untrained model: some pairs above 0.5, some below
+    whole_loss = model._relation_loss(head, tail, gold, mask)
+    whole_relations = model._entity_relations(head[0], tail[0], spans)
+    monkeypatch.setattr(table_scorer, "CELLS_AT_ONCE", 2 * 9 * 16 * 2)  # blocks of 2 rows
+    assert len(table_scorer.row_blocks(2, 9, 9, 16, training=False)) == 5
+    torch.testing.assert_close(model._relation_loss(head, tail, gold, mask), whole_loss)
+    blocked = model._entity_relations(head[0], tail[0], spans)
+    assert 0 < len(blocked) < 4 * 3 * 3  # some of the ordered pairs of distinct entities, per relation
+    assert [r[:3] for r in blocked] == [r[:3] for r in whole_relations]
+    torch.testing.assert_close(torch.tensor([r[3] for r in blocked]), torch.tensor([r[3] for r in whole_relations]))
 
 
 def overfit_config(tmp_path, decoder):

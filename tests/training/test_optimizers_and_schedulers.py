@@ -3,7 +3,7 @@ import gzip
 import pytest
 import torch
 
-from joint_ere.common import ConfigurationError, construct
+from joint_ere.common import ConfigurationError, DataError, construct
 from joint_ere.data import Vocabulary
 from joint_ere.modules import Embedding
 from joint_ere.training import LearningRateScheduler, Optimizer
@@ -85,7 +85,7 @@ def test_pretrained_dimension_mismatch_names_the_line(tmp_path):
     vocab.add_token_to_namespace("cat")
     path = tmp_path / "v.txt"
     path.write_text("cat 1 2\n")
-    with pytest.raises(ConfigurationError, match="line 1"):
+    with pytest.raises(DataError, match="line 1: 2 numbers"):
         Embedding(vocab, 3, pretrained_file=str(path))
 
 
