@@ -78,6 +78,48 @@ def test_overrides_and_ext_vars(tmp_path, monkeypatch):
     assert params.as_dict() == {"a": "7", "b": {"c": 5, "d": 2}}
 
 
+def test_nested_overrides_merge_key_by_key(tmp_path):
+    """AllenNLP's -o: objects merge into the config key by key; lists and scalars replace; dotted keys and
+    nested objects can be mixed; a list element is addressed by its index."""
+    path = tmp_path / "c.jsonnet"
+    path.write_text("{a: {b: {c: 1, d: 2}, e: [1, {f: 3, g: 4}], h: 'x'}, i: [1, 2]}")
+    params = load_config(str(path), '{"a": {"b": {"c": 5}, "e.1.f": 6, "h": {"j": 7}}, "i": [3], "k": 8}')
+    assert params.as_dict() == {"a": {"b": {"c": 5, "d": 2}, "e": [1, {"f": 6, "g": 4}], "h": {"j": 7}},
+                                "i": [3], "k": 8}
+    params = load_config(str(path), '{"a.b": {"d": 9}, "a": {"b.c": 0}}')
+    assert params.as_dict()["a"]["b"] == {"c": 0, "d": 9}
+
+
+def test_train_with_nested_overrides_keeps_the_other_keys(tmp_path, write_config):
+    """-o '{"trainer": {"num_epochs": 1}}' must not drop the config's optimizer, metric, scheduler; config.json in
+    the serialization directory is the merged config."""
+    config = tiny_config(epochs=3, dropout=0.1)
+    config["trainer"]["learning_rate_scheduler"] = {"type": "reduce_on_plateau", "factor": 0.5, "patience": 1}
+    config["trainer"]["patience"] = 4
+    path = write_config(config)
+    overrides = {"trainer": {"num_epochs": 1}, "model": {"dropout": 0.3, "re_encoder": {"hidden_size": 10}}}
+    assert main(["train", path, "-s", str(tmp_path / "run"), "-o", json.dumps(overrides)]) == 0
+    written = json.loads((tmp_path / "run" / "config.json").read_text())
+    expected = json.loads(json.dumps(config))
+    expected["trainer"]["num_epochs"] = 1
+    expected["model"]["dropout"] = 0.3
+    expected["model"]["re_encoder"]["hidden_size"] = 10
+    assert written == expected
+    assert written["model"]["type"] == "multi_head_selection" and written["trainer"]["optimizer"]["lr"] == 0.01
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epoch"] == 0  # one epoch ran
+
+
+def test_evaluate_overrides_merge_into_the_archived_config(tmp_path, write_config, capsys):
+    path = write_config(tiny_config(epochs=1))
+    assert main(["train", path, "-s", str(tmp_path / "run")]) == 0
+    archive = str(tmp_path / "run" / "model.tar.gz")
+    from joint_ere.archival import load_archive
+
+    loaded = load_archive(archive, overrides='{"model": {"relation_threshold": 0.9}}')
+    assert loaded.model.relation_threshold == 0.9 and loaded.config["model"]["type"] == "multi_head_selection"
+    assert load_archive(archive, overrides={"model.relation_threshold": 0.7}).model.relation_threshold == 0.7
+
+
 def test_bad_jsonnet_is_a_configuration_error(tmp_path):
     path = tmp_path / "c.jsonnet"
     path.write_text("{a: }")

@@ -4,12 +4,14 @@ from tango.common.exceptions import ConfigurationError
 
 
 class DataError(ValueError):
-    """A record of a data file that cannot be used; the message names the file and the record."""
+    """A record of a data file that cannot be used; the message names the file and the record: ``record`` is the
+    record's index, or a place in words (``"line 3"``), or None for the file as a whole."""
 
     def __init__(self, path: str, record: object, message: str) -> None:
         self.path = str(path)
         self.record = record
-        super().__init__(f"{path}, record {record}: {message}" if record is not None else f"{path}: {message}")
+        where = "" if record is None else f", {record}" if isinstance(record, str) else f", record {record}"
+        super().__init__(f"{path}{where}: {message}")
 
 
 class TrainingError(RuntimeError):

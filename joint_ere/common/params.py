@@ -108,9 +108,11 @@ def parse_overrides(overrides: Union[str, Dict[str, Any], None], ext_vars: Dict[
 
 
 def unflatten(overrides: Dict[str, Any]) -> Dict[str, Any]:
-    """``{"trainer.num_epochs": 1}`` -> ``{"trainer": {"num_epochs": 1}}``; dotted and nested forms may be mixed."""
+    """``{"trainer.num_epochs": 1}`` -> ``{"trainer": {"num_epochs": 1}}``; dotted and nested forms may be mixed
+    at any depth (AllenNLP unflattens the top level only; nothing in a config has a dot in its key)."""
     nested: Dict[str, Any] = {}
     for key, value in overrides.items():
+        value = unflatten(value) if isinstance(value, dict) else value
         *parents, last = key.split(".")
         current = nested
         for depth, part in enumerate(parents):

@@ -1,9 +1,10 @@
 import json
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 from tango.common import Registrable
 
+from joint_ere.common.errors import ConfigurationError
 from joint_ere.data.data_loader import batch_instances, move_to_device
 from joint_ere.data.document import Document
 from joint_ere.data.readers import DatasetReader
@@ -20,8 +21,21 @@ class Predictor(Registrable):
         self.dataset_reader = dataset_reader
 
     @classmethod
-    def from_archive(cls, archive: Any, predictor_name: str = None) -> "Predictor":
-        predictor_class = cls.by_name(predictor_name or cls.default_implementation)
+    def from_path(cls, archive_path: str, cuda_device: Union[int, str] = -1, predictor_name: Optional[str] = None,
+                  overrides: Union[str, Dict[str, Any]] = "", use_amp: bool = False) -> "Predictor":
+        """AllenNLP's entry point: ``Predictor.from_path("runs/x/model.tar.gz").predict_json({"tokens": [...]})``."""
+        from joint_ere.archival import load_archive
+
+        archive = load_archive(archive_path, cuda_device=cuda_device, overrides=overrides, use_amp=use_amp)
+        return cls.from_archive(archive, predictor_name)
+
+    @classmethod
+    def from_archive(cls, archive: Any, predictor_name: Optional[str] = None) -> "Predictor":
+        name = predictor_name or cls.default_implementation
+        if name not in cls.list_available():  # by_name would try to import ``name`` as a module
+            raise ConfigurationError(f"--predictor {name!r} is not a registered Predictor; the registered ones are "
+                                     f"{', '.join(sorted(cls.list_available()))}")
+        predictor_class = cls.by_name(name)
         return predictor_class(archive.model, archive.validation_dataset_reader)
 
     def predict_json(self, record: Dict[str, Any]) -> Dict[str, Any]:

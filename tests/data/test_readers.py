@@ -75,7 +75,7 @@ def test_bad_record_index_is_the_broken_one(tmp_path):
 
 def test_malformed_json_lines_name_the_line(tmp_path):
     path = write(tmp_path, '{"tokens": ["a"]}\n{"tokens": \n', "bad.jsonl")
-    with pytest.raises(DataError, match="on line 2"):
+    with pytest.raises(DataError, match="line 2: malformed JSON"):
         SpertJsonReader().read_documents(path)
 
 

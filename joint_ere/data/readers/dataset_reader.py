@@ -91,11 +91,12 @@ def _parse_json(file_path: str, text: str, line: Optional[int], last_line_unterm
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        ends_early = error.pos >= len(text.rstrip())
+        # the parser stopped at the end of the text, or in a string that the text never closes
+        ends_early = error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string")
         hint = " (the file ends in the middle of a record: truncated?)" if ends_early and (
             line is None or last_line_unterminated) else ""
-        where = f"at line {error.lineno} column {error.colno}" if line is None else f"on line {line}"
+        where = f"line {error.lineno} column {error.colno}" if line is None else f"line {line}"
         raise DataError(file_path, where, f"malformed JSON: {error.msg}{hint}") from None
     except RecursionError:
-        where = None if line is None else f"on line {line}"
+        where = None if line is None else f"line {line}"
         raise DataError(file_path, where, "JSON nested too deeply to be a record") from None
