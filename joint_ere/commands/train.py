@@ -13,8 +13,8 @@ import numpy
 import torch
 from tango.common import Params
 
-from joint_ere.common.errors import ConfigurationError
-from joint_ere.common.files import dump_json
+from joint_ere.common.errors import ConfigurationError, DataError
+from joint_ere.common.files import dump_json, read_text
 from joint_ere.common.params import construct, load_config
 from joint_ere.data.data_loader import DataLoader
 from joint_ere.data.instance import Instance
@@ -147,8 +147,12 @@ def train_model(params: Params, serialization_dir: str, recover: bool = False, f
     log_handler = _log_to_file(serialization_dir)
     try:
         if recover:
-            _warn_if_config_changed(serialization_dir, config)
-            if not trainer.restore_checkpoint():
+            saved = _saved_config(serialization_dir)
+            if saved is not None and saved != json.loads(json.dumps(config)):
+                logger.warning("the config differs from the one %s was trained with", serialization_dir)
+            optimizer_changed = saved is not None and (saved.get("trainer") or {}).get("optimizer") != \
+                json.loads(json.dumps((config.get("trainer") or {}).get("optimizer")))
+            if not trainer.restore_checkpoint(optimizer_changed=optimizer_changed):
                 logger.warning("no checkpoint in %s: training from the start", serialization_dir)
         dump_json(config, os.path.join(serialization_dir, "config.json"))
         vocab.save_to_files(os.path.join(serialization_dir, "vocabulary"))
@@ -208,9 +212,12 @@ def _log_to_file(serialization_dir: str) -> logging.Handler:
     return handler
 
 
-def _warn_if_config_changed(serialization_dir: str, config: Dict[str, Any]) -> None:
+def _saved_config(serialization_dir: str) -> Optional[Dict[str, Any]]:
+    """The config an earlier run in ``serialization_dir`` was trained with, if it wrote one."""
     path = os.path.join(serialization_dir, "config.json")
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as handle:
-            if json.load(handle) != json.loads(json.dumps(config)):
-                logger.warning("the config differs from the one %s was trained with", serialization_dir)
+    if not os.path.exists(path):
+        return None
+    try:
+        return json.loads(read_text(path))
+    except (DataError, json.JSONDecodeError) as error:
+        raise ConfigurationError(f"--recover: {path} is broken ({error})") from None

@@ -24,6 +24,9 @@ class LearningRateScheduler(Registrable):
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         pass
 
+    def restart_from_optimizer(self) -> None:
+        """Called when a resumed run's optimizer settings replace the checkpoint's (``-r`` with a new ``lr``)."""
+
 
 @LearningRateScheduler.register("reduce_on_plateau")
 class ReduceOnPlateau(LearningRateScheduler):
@@ -74,6 +77,10 @@ class _StepScheduler(LearningRateScheduler):
 
     def state_dict(self) -> Dict[str, Any]:
         return {"steps": self.steps, "base_lrs": self.base_lrs}
+
+    def restart_from_optimizer(self) -> None:
+        self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self._apply()
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.steps, self.base_lrs = state["steps"], state["base_lrs"]

@@ -118,6 +118,9 @@ class GradientDescentTrainer(Trainer):
             if loader is not None:
                 loader.set_target_device(self.device)
         self.optimizer = optimizer.construct(model_parameters=list(model.named_parameters()))
+        # the configured settings of each parameter group, before a scheduler or a checkpoint changes them
+        self.optimizer_settings = [{k: v for k, v in group.items() if k != "params"}
+                                   for group in self.optimizer.param_groups]
         self.tracker = MetricTracker(validation_metric, patience)
         steps_per_epoch = math.ceil(len(data_loader) / num_gradient_accumulation_steps)
         self.scheduler = learning_rate_scheduler.construct(
@@ -269,16 +272,28 @@ class GradientDescentTrainer(Trainer):
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
         }
 
-    def restore_checkpoint(self) -> bool:
-        """Loads the newest checkpoint, if any; training then starts at the epoch after it."""
+    def restore_checkpoint(self, optimizer_changed: bool = False) -> bool:
+        """Loads the newest checkpoint, if any; training then starts at the epoch after it. With
+        ``optimizer_changed`` (``-r -o '{"trainer": {"optimizer": {"lr": ...}}}'``) the configured optimizer
+        settings replace the checkpoint's, and step schedulers restart their curve from them."""
         loaded = self.checkpointer.load_latest()
         if loaded is None:
             return False
         model_state, state = loaded
         self.model.load_state_dict(model_state)
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as error:
+            raise ConfigurationError(f"trainer.optimizer: the checkpoint's optimizer state does not fit the "
+                                     f"configured optimizer ({error})") from None
         if self.scheduler and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+        if optimizer_changed:
+            for group, settings in zip(self.optimizer.param_groups, self.optimizer_settings):
+                group.update(settings)
+            if self.scheduler:
+                self.scheduler.restart_from_optimizer()
+            logger.warning("trainer.optimizer differs from the checkpoint's: resuming with the configured settings")
         if self.scaler and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])
         self.tracker.load_state_dict(state["tracker"])

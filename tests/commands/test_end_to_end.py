@@ -198,6 +198,29 @@ def test_a_nan_loss_stops_training_and_recover_resumes(tmp_path, monkeypatch, ca
         assert torch.equal(whole[key], resumed[key]), key
 
 
+@pytest.mark.parametrize("scheduler", [None, {"type": "linear_with_warmup", "warmup_steps": 2}])
+def test_recover_with_a_new_learning_rate_uses_it(tmp_path, scheduler):
+    """After a NaN the user resumes with a lower lr: -r -o must not let the checkpoint's optimizer state (which
+    holds the old lr) or a step scheduler's base rates win."""
+    config = tiny_config(epochs=2)
+    if scheduler:
+        config["trainer"]["learning_rate_scheduler"] = scheduler
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    run = tmp_path / "run"
+    assert main(["train", str(path), "-s", str(run)]) == 0
+    overrides = {"trainer": {"num_epochs": 3, "optimizer": {"lr": 0.004}}}
+    assert main(["train", str(path), "-s", str(run), "-r", "-o", json.dumps(overrides)]) == 0
+    state = torch.load(run / "training_state_e2.th", weights_only=False)
+    lr = state["optimizer"]["param_groups"][0]["lr"]
+    if scheduler:
+        assert state["scheduler"]["base_lrs"] == [0.004]
+        assert lr == 0.0  # the linear decay from 0.004 ends at 0 with the last step
+    else:
+        assert lr == 0.004
+    assert json.loads((run / "config.json").read_text())["trainer"]["optimizer"]["lr"] == 0.004
+
+
 def test_amp_needs_cuda(tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
