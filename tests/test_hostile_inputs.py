@@ -89,6 +89,14 @@ def archive(tmp_path_factory) -> Path:
     return folder / "run" / "model.tar.gz"
 
 
+def bad_file(tmp_path: Path, table: Dict[str, tuple], name: str, filename: str = "data.json") -> tuple:
+    """Writes the case ``name`` of ``table``; returns its path and the fragments its error must hold."""
+    content, expected = table[name]
+    path = tmp_path / filename
+    path.write_bytes(content)
+    return path, [str(path), *expected]
+
+
 def write_config(tmp_path: Path, config: dict) -> str:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
@@ -98,46 +106,38 @@ def write_config(tmp_path: Path, config: dict) -> str:
 @pytest.mark.parametrize("name", sorted(BAD_DATA))
 @pytest.mark.parametrize("role", ["train", "validation"])
 def test_bad_training_data(name, role, tmp_path, capsys):
-    content, expected = BAD_DATA[name]
-    bad = tmp_path / "data.json"
-    bad.write_bytes(content)
+    bad, expected = bad_file(tmp_path, BAD_DATA, name)
     config = tiny_config(**{"train": bad} if role == "train" else {"dev": bad})
     run = tmp_path / "run"
-    run_case(Case(["train", write_config(tmp_path, config), "-s", str(run)], [run], [str(bad), *expected]), capsys)
+    run_case(Case(["train", write_config(tmp_path, config), "-s", str(run)], [run], expected), capsys)
 
 
 @pytest.mark.parametrize("name", ["undecodable bytes in JSON lines", "a truncated last line", "an empty file",
                                   "a file with no records", "a score that is not a number"])
 def test_bad_evaluation_data(name, archive, tmp_path, capsys):
-    content, expected = BAD_DATA[name]
-    bad = tmp_path / "data.json"
-    bad.write_bytes(content)
+    bad, expected = bad_file(tmp_path, BAD_DATA, name)
     metrics, predictions = tmp_path / "metrics.json", tmp_path / "predictions.jsonl"
     run_case(Case(["evaluate", str(archive), str(bad), "--output-file", str(metrics),
-                   "--predictions-output-file", str(predictions)], [metrics, predictions], [str(bad), *expected]),
+                   "--predictions-output-file", str(predictions)], [metrics, predictions], expected),
              capsys)
 
 
 @pytest.mark.parametrize("name", ["undecodable bytes in JSON lines", "a truncated last line", "an empty file",
                                   "tokens that are numbers", "JSON nested a million deep"])
 def test_bad_prediction_input(name, archive, tmp_path, capsys):
-    content, expected = BAD_DATA[name]
-    bad = tmp_path / "input.jsonl"
-    bad.write_bytes(content)
+    bad, expected = bad_file(tmp_path, BAD_DATA, name, "input.jsonl")
     out = tmp_path / "out.jsonl"
-    run_case(Case(["predict", str(archive), str(bad), "--output-file", str(out)], [out], [str(bad), *expected]),
+    run_case(Case(["predict", str(archive), str(bad), "--output-file", str(out)], [out], expected),
              capsys)
 
 
 @pytest.mark.parametrize("name", sorted(BAD_GLOVE))
 def test_bad_pretrained_vectors(name, tmp_path, capsys):
-    content, expected = BAD_GLOVE[name]
-    glove = tmp_path / "vectors.txt"
-    glove.write_bytes(content)
+    glove, expected = bad_file(tmp_path, BAD_GLOVE, name, "vectors.txt")
     config = tiny_config()
     config["model"]["text_field_embedder"]["token_embedders"]["tokens"]["pretrained_file"] = str(glove)
     run = tmp_path / "run"
-    run_case(Case(["train", write_config(tmp_path, config), "-s", str(run)], [run], [str(glove), *expected]), capsys)
+    run_case(Case(["train", write_config(tmp_path, config), "-s", str(run)], [run], expected), capsys)
 
 
 def test_truncated_gzip_vectors(tmp_path, capsys):
@@ -195,11 +195,9 @@ BAD_CONFIGS: Dict[str, tuple] = {
 
 @pytest.mark.parametrize("name", sorted(BAD_CONFIGS))
 def test_bad_config_files(name, tmp_path, capsys):
-    content, expected = BAD_CONFIGS[name]
-    config = tmp_path / "config.jsonnet"
-    config.write_bytes(content)
+    config, expected = bad_file(tmp_path, BAD_CONFIGS, name, "config.jsonnet")
     run = tmp_path / "run"
-    run_case(Case(["train", str(config), "-s", str(run)], [run], [str(config), *expected]), capsys)
+    run_case(Case(["train", str(config), "-s", str(run)], [run], expected), capsys)
 
 
 BAD_OVERRIDES = {

@@ -10,6 +10,7 @@ import torch
 from tqdm import tqdm
 
 from joint_ere.archival import load_archive
+from joint_ere.commands.arguments import positive_int
 from joint_ere.common.files import atomic_output, check_writable, dump_json
 from joint_ere.data.data_loader import DataLoader
 from joint_ere.models.model import Model
@@ -25,7 +26,7 @@ def add_subparser(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
     parser.add_argument("--output-file", help="write the metrics here as JSON")
     parser.add_argument("--predictions-output-file", help="write the predicted documents here as JSON lines")
     parser.add_argument("--cuda-device", type=int, default=-1)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("-o", "--overrides", default="", help="a JSON object merged into the archived config")
     parser.add_argument("--use-amp", action="store_true",
                         help="run transformer embedders in bfloat16 (CPU) / float16 (GPU); the rest stays float32")

@@ -8,6 +8,7 @@ from typing import List, Optional
 from tqdm import tqdm
 
 from joint_ere.archival import load_archive
+from joint_ere.commands.arguments import positive_int
 from joint_ere.common.files import atomic_output, check_writable
 from joint_ere.data.document import Document
 from joint_ere.data.readers import load_json_records, resolve_path
@@ -20,7 +21,7 @@ def add_subparser(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
     parser.add_argument("archive_file", help="model.tar.gz from allennlp train")
     parser.add_argument("input_file", help='JSON lines of {"tokens": [...]} or a SpERT JSON list')
     parser.add_argument("--output-file", help="write predictions here (JSON lines)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--cuda-device", type=int, default=-1)
     parser.add_argument("--predictor", default=None, help="a registered Predictor (default: document)")
     parser.add_argument("--silent", action="store_true", help="do not print predictions to stdout")
