@@ -108,7 +108,9 @@ def test_padding_does_not_change_real_positions(name):
         length = int(mask[row].sum())
         alone = encoder(inputs[row:row + 1, :length], mask[row:row + 1, :length])
         for key in batched:
-            assert torch.allclose(batched[key][row, :length], alone[key][0], atol=1e-6), (key, row)
+            # float32 products of 1 and of 3 rows may take differently blocked kernels: a few ulp per step on
+            # outputs in [-1, 1] over 6 steps stays far below 1e-5, while a padding leak moves them by ~0.1
+            assert torch.allclose(batched[key][row, :length], alone[key][0], atol=1e-5), (key, row)
             assert (batched[key][row, length:] == 0).all()
 
 
@@ -124,7 +126,7 @@ def test_bidirectional_shapes_and_reversal():
     forward_only.cells[0].load_state_dict(encoder.cells[1].state_dict())
     reversed_sentence = inputs[1:2, :4].flip(1)
     expected = forward_only(reversed_sentence, mask[1:2, :4])["e"][0, -1]
-    assert torch.allclose(outputs["e"][1, 0, 4:], expected, atol=1e-6)
+    assert torch.allclose(outputs["e"][1, 0, 4:], expected, atol=1e-5)  # as in the padding test
 
 
 @pytest.mark.parametrize("name", ENCODERS)
