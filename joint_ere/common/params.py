@@ -12,7 +12,6 @@ import os
 from typing import Any, Dict, List, Optional, Type, TypeVar, Union
 
 import tango.common.from_params as _tango_from_params
-import tango.common.params as _tango_params
 from tango.common.params import Params
 
 from joint_ere.common.errors import ConfigurationError, DataError
@@ -137,14 +136,16 @@ def merge(preferred: Dict[str, Any], fallback: Dict[str, Any], path: str = "") -
     """
     merged = copy.deepcopy(fallback)
     for key, value in preferred.items():
-        old = merged.get(key)
-        if isinstance(value, dict) and isinstance(old, dict):
-            merged[key] = merge(value, old, f"{path}{key}.")
-        elif isinstance(value, dict) and isinstance(old, list):
-            merged[key] = _merge_into_list(value, old, f"{path}{key}.")
-        else:
-            merged[key] = copy.deepcopy(value)
+        merged[key] = _merged(value, merged.get(key), f"{path}{key}.")
     return merged
+
+
+def _merged(value: Any, old: Any, path: str) -> Any:
+    if isinstance(value, dict) and isinstance(old, dict):
+        return merge(value, old, path)
+    if isinstance(value, dict) and isinstance(old, list):
+        return _merge_into_list(value, old, path)
+    return copy.deepcopy(value)
 
 
 def _merge_into_list(preferred: Dict[str, Any], fallback: List[Any], path: str) -> List[Any]:
@@ -153,9 +154,7 @@ def _merge_into_list(preferred: Dict[str, Any], fallback: List[Any], path: str) 
         if not key.lstrip("-").isdigit() or not -len(merged) <= int(key) < len(merged):
             raise ConfigurationError(f"-o/--overrides: {path}{key}: {path[:-1]} is a list of {len(merged)} "
                                      f"elements; override an element by its index")
-        old = merged[int(key)]
-        merged[int(key)] = (merge(value, old, f"{path}{key}.") if isinstance(value, dict) and isinstance(old, dict)
-                            else copy.deepcopy(value))
+        merged[int(key)] = _merged(value, merged[int(key)], f"{path}{key}.")
     return merged
 
 
@@ -167,7 +166,16 @@ def with_overrides(config: Dict[str, Any], overrides: Union[str, Dict[str, Any],
 
 def environment(ext_vars: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     """The ext vars a config sees: the defaults, then the environment, then ``ext_vars``."""
-    return {**DEFAULT_EXT_VARS, **_tango_params._environment_variables(), **(ext_vars or {})}
+    return {**DEFAULT_EXT_VARS, **{k: v for k, v in os.environ.items() if _encodable(v)}, **(ext_vars or {})}
+
+
+def _encodable(value: str) -> bool:
+    """Environment values undecodable by the OS arrive as surrogates, which jsonnet cannot take."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def load_config(path: str, overrides: Union[str, Dict[str, Any], None] = "",
