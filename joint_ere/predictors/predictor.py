@@ -42,9 +42,10 @@ class Predictor(Registrable):
         return self.predict_batch_json([record])[0]
 
     def predict_batch_json(self, records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        documents = [Document.from_json({"tokens": r.get("tokens"), **{k: v for k, v in r.items()
-                                                                      if k not in ("entities", "relations")}},
-                                        index=i) for i, r in enumerate(records)]
+        # Gold labels in the input are not the model's business; every other field is kept in the output.
+        unlabelled = [{k: v for k, v in r.items() if k not in ("entities", "relations")} if isinstance(r, dict) else r
+                      for r in records]
+        documents = [Document.from_json(r, path="<input>", index=i) for i, r in enumerate(unlabelled)]
         return [doc.to_json() for doc in self.predict_documents(documents)]
 
     def predict_documents(self, documents: List[Document]) -> List[Document]:

@@ -8,7 +8,7 @@ import torch
 
 from joint_ere.archival import load_archive
 from joint_ere.commands import main
-from joint_ere.common import ConfigurationError
+from joint_ere.common import ConfigurationError, DataError
 from joint_ere.data import SpertJsonReader
 from joint_ere.training.trainer import GradientDescentTrainer
 from tests.conftest import FIXTURES, tiny_config
@@ -310,6 +310,8 @@ def test_predictor_python_api(trained):
     assert one["tokens"][0] == "Mary" and one["id"] == 3 and "entities" in one and "relations" in one
     batch = predictor.predict_batch_json([{"tokens": ["a"]}, {"tokens": ["Globex", "is", "in", "Berlin"]}])
     assert [len(b["tokens"]) for b in batch] == [1, 4]
+    with pytest.raises(DataError, match=r"<input>, record 1: expected a JSON object"):
+        predictor.predict_batch_json([{"tokens": ["a"]}, ["not", "a", "record"]])
 
 
 def test_evaluate_rejects_overrides_that_match_nothing(trained, capsys):
