@@ -147,11 +147,10 @@ def train_model(params: Params, serialization_dir: str, recover: bool = False, f
     log_handler = _log_to_file(serialization_dir)
     try:
         if recover:
-            saved = _saved_config(serialization_dir)
-            if saved is not None and saved != json.loads(json.dumps(config)):
+            saved, now = _saved_config(serialization_dir), json.loads(json.dumps(config))  # as config.json has it
+            if saved is not None and saved != now:
                 logger.warning("the config differs from the one %s was trained with", serialization_dir)
-            optimizer_changed = saved is not None and (saved.get("trainer") or {}).get("optimizer") != \
-                json.loads(json.dumps((config.get("trainer") or {}).get("optimizer")))
+            optimizer_changed = saved is not None and _optimizer(saved) != _optimizer(now)
             if not trainer.restore_checkpoint(optimizer_changed=optimizer_changed):
                 logger.warning("no checkpoint in %s: training from the start", serialization_dir)
         dump_json(config, os.path.join(serialization_dir, "config.json"))
@@ -210,6 +209,10 @@ def _log_to_file(serialization_dir: str) -> logging.Handler:
     if package_logger.getEffectiveLevel() > logging.INFO:
         package_logger.setLevel(logging.INFO)
     return handler
+
+
+def _optimizer(config: Dict[str, Any]) -> Any:
+    return (config.get("trainer") or {}).get("optimizer")
 
 
 def _saved_config(serialization_dir: str) -> Optional[Dict[str, Any]]:
