@@ -136,14 +136,11 @@ def load_archive(archive_file: str, cuda_device: Union[int, str, None] = -1,
     the model's transformer embedders in reduced precision (``use_reduced_precision``)."""
     if not os.path.exists(archive_file):
         raise ConfigurationError(f"archive not found: {archive_file}")
-    temp_dir = None
-    if os.path.isdir(archive_file):
-        folder = archive_file
-    else:
-        temp_dir = tempfile.mkdtemp(prefix="joint_ere_archive_")
-        safe_extract(archive_file, temp_dir)
-        folder = temp_dir
+    temp_dir = None if os.path.isdir(archive_file) else tempfile.mkdtemp(prefix="joint_ere_archive_")
     try:
+        folder = temp_dir or archive_file
+        if temp_dir:
+            safe_extract(archive_file, temp_dir)
         raw = _read_json(archive_file, folder, CONFIG_NAME)
         if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict):
             raise ConfigurationError(f"{archive_file}: {CONFIG_NAME} holds no model config")
@@ -155,14 +152,22 @@ def load_archive(archive_file: str, cuda_device: Union[int, str, None] = -1,
         config = Params(raw)
         meta_path = os.path.join(folder, META_NAME)
         meta: Dict[str, Any] = _read_json(archive_file, folder, META_NAME) if os.path.exists(meta_path) else {}
-        archived = {name: os.path.join(folder, sub) for name, sub in (meta.get("transformers") or {}).items()}
-        vocab = Vocabulary.from_files(os.path.join(folder, VOCAB_DIR))
+        transformers = meta.get("transformers") or {} if isinstance(meta, dict) else None
+        if not isinstance(transformers, dict) or not all(isinstance(v, str) for v in transformers.values()):
+            raise ConfigurationError(f"{archive_file}: {META_NAME} is broken (expected an object whose "
+                                     f"\"transformers\" maps model names to folders)")
+        archived = {name: os.path.join(folder, sub) for name, sub in transformers.items()}
+        try:
+            vocab = Vocabulary.from_files(os.path.join(folder, VOCAB_DIR))
+        except (ConfigurationError, DataError, OSError) as error:
+            reason = str(error).replace(folder + os.sep, "")  # the archive's member, not the temporary folder
+            raise ConfigurationError(f"{archive_file}: the vocabulary cannot be read ({reason})") from None
         model = construct(Model, _for_loading(raw["model"], archived, model_side=True), "model", vocab=vocab)
         weights = os.path.join(folder, WEIGHTS_NAME if os.path.exists(os.path.join(folder, WEIGHTS_NAME)) else "best.th")
         device = resolve_device(cuda_device, key="--cuda-device")
         try:
             model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
-        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as error:
+        except (RuntimeError, OSError, EOFError, TypeError, pickle.UnpicklingError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ConfigurationError(f"{archive_file}: the weights cannot be loaded into the configured model "
                                      f"({first})") from None

@@ -44,6 +44,7 @@ BAD_DATA: Dict[str, tuple] = {
                               ["record 0", '"entities" must be a list']),
     "a relation to a missing entity": (record(relations=[{"type": "Live_In", "head": 0, "tail": 5}]).encode(),
                                        ["record 0", "relation 0 tail 5 points at a missing entity"]),
+    "relations as a number": (record(relations=0).encode(), ["record 0", '"relations" must be a list, not int']),
     "a score that is not a number": (record(entities=[{"type": "Peop", "start": 0, "end": 1, "score": "high"}],
                                             relations=[]).encode(), ["record 0", "score must be a number"]),
     "JSON nested a million deep": (b"[" * 1_000_000 + b"]" * 1_000_000, ["nested too deeply"]),
@@ -206,6 +207,8 @@ BAD_OVERRIDES = {
     '{"trainer": 1, "trainer.num_epochs": 2}': "trainer is given a value and also keys below it",
     '{"dataset_reader.token_indexers.tokens.type": "single_id", "vocabulary": {"x": 1}}': "vocabulary.x",
     '{"model.ner_encoder": {"type": "lstm"}}': "model.ner_encoder",
+    '{"": 1}': "'' is not a key",
+    '{"train_data_path": ["a.json"]}': "a data path must be a string, not list",
 }
 
 
@@ -240,6 +243,69 @@ def test_a_truncated_archive(archive, tmp_path, capsys):
                   [str(cut), "not a readable model archive"]), capsys)
 
 
+def rewritten_archive(archive: Path, tmp_path: Path, member: str, content: bytes) -> Path:
+    """A copy of ``archive`` with ``member`` replaced by ``content`` (a folder member by a file)."""
+    import io
+    import tarfile
+
+    target = tmp_path / "broken.tar.gz"
+    with tarfile.open(archive) as source, tarfile.open(target, "w:gz") as out:
+        for info in source.getmembers():
+            if info.name == member or info.name.startswith(member + "/"):
+                continue
+            out.addfile(info, source.extractfile(info) if info.isfile() else None)
+        info = tarfile.TarInfo(member)
+        info.size = len(content)
+        out.addfile(info, io.BytesIO(content))
+    return target
+
+
+BAD_MEMBERS = {
+    "meta.json": (b"[]", "meta.json is broken"),
+    "config.json": (b'{"model": ', "config.json is broken"),
+    "vocabulary/tokens.txt": (b"@@UNKNOWN@@\ncaf\xe9\n", "the vocabulary cannot be read (vocabulary/tokens.txt: line 2"),
+    "vocabulary": (b"not a folder", "the vocabulary cannot be read"),
+    "weights.th": (b"not a torch file", "the weights cannot be loaded"),
+}
+
+
+@pytest.mark.parametrize("member", sorted(BAD_MEMBERS))
+def test_an_archive_with_a_broken_member(member, archive, tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    content, expected = BAD_MEMBERS[member]
+    broken = rewritten_archive(archive, tmp_path, member, content)
+    extraction = tmp_path / "extraction"
+    extraction.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(extraction))
+    out = tmp_path / "out.jsonl"
+    run_case(Case(["predict", str(broken), str(FIXTURES / "predict.jsonl"), "--output-file", str(out)], [out],
+                  [str(broken), expected]), capsys)
+    assert not list(extraction.iterdir())  # the temporary extraction folder is gone
+
+
+def test_weights_that_are_not_a_state_dict(archive, tmp_path, capsys):
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save([torch.zeros(2)], buffer)
+    broken = rewritten_archive(archive, tmp_path, "weights.th", buffer.getvalue())
+    out = tmp_path / "metrics.json"
+    run_case(Case(["evaluate", str(broken), str(FIXTURES / "dev.json"), "--output-file", str(out)], [out],
+                  [str(broken), "the weights cannot be loaded"]), capsys)
+
+
+def test_recover_from_a_broken_checkpoint(tmp_path, capsys):
+    config = write_config(tmp_path, tiny_config(epochs=2))
+    run = tmp_path / "run"
+    assert main(["train", config, "-s", str(run)]) == 0
+    state = run / "training_state_e1.th"
+    state.write_bytes(state.read_bytes()[:100])
+    run_case(Case(["train", config, "-s", str(run), "-r"], [], [str(state), "is broken", "--force"]), capsys)
+
+
 def test_an_output_file_in_a_missing_directory(archive, tmp_path, capsys):
     out = tmp_path / "no" / "such" / "out.jsonl"
     run_case(Case(["predict", str(archive), str(FIXTURES / "predict.jsonl"), "--output-file", str(out)], [out],
@@ -259,8 +325,20 @@ def test_an_unknown_predictor(archive, tmp_path, capsys):
                    "--output-file", str(out)], [out], ["--predictor 'nope' is not a registered Predictor"]), capsys)
 
 
-def test_a_5000_token_sentence_is_predicted(archive, tmp_path):
-    """The relation table of a long sentence is scored a block of rows at a time (bounded memory)."""
+def test_a_5000_token_sentence_is_predicted(archive, tmp_path, monkeypatch):
+    """The relation table of a long sentence is scored a block of rows at a time: no (pairs x hidden) block
+    larger than CELLS_AT_ONCE is ever built, however many entities the sentence has."""
+    from joint_ere.models.multi_head_selection import MultiHeadSelection
+    from joint_ere.modules.table_scorer import CELLS_AT_ONCE
+
+    largest = []
+    score_pairs = MultiHeadSelection._score_pairs
+
+    def counting(self, head, tail):
+        largest.append(head.shape[0] * head.shape[1] * tail.shape[1] * head.shape[2])
+        return score_pairs(self, head, tail)
+
+    monkeypatch.setattr(MultiHeadSelection, "_score_pairs", counting)
     words = ["Anna", "Lee", "lives", "in", "Paris", ".", "Acme", "Corp", "hired", "John", "Smith", "."]
     long = tmp_path / "long.jsonl"
     long.write_text(json.dumps({"tokens": [words[i % len(words)] for i in range(5000)]}) + "\n")
@@ -269,3 +347,5 @@ def test_a_5000_token_sentence_is_predicted(archive, tmp_path):
     predicted = json.loads(out.read_text())
     assert len(predicted["tokens"]) == 5000
     assert all(0 <= e["start"] < e["end"] <= 5000 for e in predicted["entities"])
+    assert len(predicted["entities"]) > 1000  # a one-epoch model tags most words: the worst case for pairs
+    assert len(largest) > 1 and max(largest) <= CELLS_AT_ONCE

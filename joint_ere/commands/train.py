@@ -150,8 +150,7 @@ def train_model(params: Params, serialization_dir: str, recover: bool = False, f
             saved, now = _saved_config(serialization_dir), json.loads(json.dumps(config))  # as config.json has it
             if saved is not None and saved != now:
                 logger.warning("the config differs from the one %s was trained with", serialization_dir)
-            optimizer_changed = saved is not None and _optimizer(saved) != _optimizer(now)
-            if not trainer.restore_checkpoint(optimizer_changed=optimizer_changed):
+            if not trainer.restore_checkpoint(optimizer_change=_optimizer_change(saved, now)):
                 logger.warning("no checkpoint in %s: training from the start", serialization_dir)
         dump_json(config, os.path.join(serialization_dir, "config.json"))
         vocab.save_to_files(os.path.join(serialization_dir, "vocabulary"))
@@ -211,8 +210,17 @@ def _log_to_file(serialization_dir: str) -> logging.Handler:
     return handler
 
 
-def _optimizer(config: Dict[str, Any]) -> Any:
-    return (config.get("trainer") or {}).get("optimizer")
+def _optimizer_change(saved: Optional[Dict[str, Any]], now: Dict[str, Any]) -> Optional[str]:
+    """How ``trainer.optimizer`` of a resumed run differs from the saved one: None, "settings" (lr, betas, ...)
+    or "optimizer" (another type, other parameter groups: the checkpoint's optimizer state does not apply)."""
+    if saved is None:
+        return None
+    old, new = ((config.get("trainer") or {}).get("optimizer") or {} for config in (saved, now))
+    if old == new:
+        return None
+    same = all(old.get(key, default) == new.get(key, default)
+               for key, default in (("type", "adam"), ("parameter_groups", None)))
+    return "settings" if same else "optimizer"
 
 
 def _saved_config(serialization_dir: str) -> Optional[Dict[str, Any]]:

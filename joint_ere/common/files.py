@@ -10,7 +10,7 @@ import os
 import zlib
 from typing import IO, Any, Callable, Iterator
 
-from joint_ere.common.errors import DataError
+from joint_ere.common.errors import ConfigurationError, DataError
 
 BOM = "\ufeff"
 
@@ -45,21 +45,42 @@ def read_text(path: str) -> str:
     return text[1:] if text.startswith(BOM) else text
 
 
+class OutputError(ConfigurationError):
+    """An output file that cannot be written (no such folder, no permission, a full disk)."""
+
+
+def unwritable(path: str, error: OSError) -> OutputError:
+    return OutputError(f"{path}: cannot be written ({error.strerror or type(error).__name__})")
+
+
+def _discard(temporary: str) -> None:
+    if os.path.isfile(temporary):
+        os.remove(temporary)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str, mode: str = "w") -> Iterator[IO[Any]]:
     """Opens ``path + ".tmp"`` for writing and renames it to ``path`` when the block ends without an error;
-    on any error (or Ctrl-C) the temporary file is removed and ``path`` is left as it was."""
+    on any error (or Ctrl-C) the temporary file is removed and ``path`` is left as it was. A failing write,
+    flush or rename of the file itself is an ``OutputError`` naming ``path``."""
     temporary = path + ".tmp"
-    encoding = None if "b" in mode else "utf-8"
-    handle = open(temporary, mode, encoding=encoding)
     try:
-        yield handle
+        handle = open(temporary, mode, encoding=None if "b" in mode else "utf-8")
+    except OSError as error:
+        raise unwritable(path, error) from None
+    try:
+        try:
+            yield handle
+            handle.close()  # flushes: a full disk shows here
+            os.replace(temporary, path)
+        except OSError as error:
+            if error.filename not in (None, temporary, path):
+                raise  # not this file's error
+            raise unwritable(path, error) from None
     except BaseException:
         handle.close()
-        os.remove(temporary)
+        _discard(temporary)
         raise
-    handle.close()
-    os.replace(temporary, path)
 
 
 def atomic_save(path: str, write: Callable[[str], None]) -> None:
@@ -67,11 +88,15 @@ def atomic_save(path: str, write: Callable[[str], None]) -> None:
     temporary = path + ".tmp"
     try:
         write(temporary)
+        os.replace(temporary, path)
+    except OSError as error:
+        _discard(temporary)
+        if error.filename not in (None, temporary, path):
+            raise
+        raise unwritable(path, error) from None
     except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        _discard(temporary)
         raise
-    os.replace(temporary, path)
 
 
 def dump_json(data: Any, path: str) -> None:
@@ -81,11 +106,11 @@ def dump_json(data: Any, path: str) -> None:
 
 
 def check_writable(path: str, key: str) -> None:
-    """Fails early, before any work, when ``path``'s folder does not exist or ``path`` is a folder."""
-    from joint_ere.common.errors import ConfigurationError
-
+    """Fails early, before any work, when ``path`` is a folder or its folder does not exist or is read-only."""
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise ConfigurationError(f"{key} {path}: is a directory")
+        raise OutputError(f"{key} {path}: is a directory")
     if not os.path.isdir(folder):
-        raise ConfigurationError(f"{key} {path}: the directory {folder} does not exist")
+        raise OutputError(f"{key} {path}: the directory {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"{key} {path}: the directory {folder} is not writable")

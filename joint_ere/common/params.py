@@ -112,6 +112,8 @@ def unflatten(overrides: Dict[str, Any]) -> Dict[str, Any]:
     nested: Dict[str, Any] = {}
     for key, value in overrides.items():
         value = unflatten(value) if isinstance(value, dict) else value
+        if not key or "" in key.split("."):
+            raise ConfigurationError(f"-o/--overrides: {key!r} is not a key (an empty name)")
         *parents, last = key.split(".")
         current = nested
         for depth, part in enumerate(parents):

@@ -73,7 +73,7 @@ class Document:
             raise fail('missing "entities"')
         entities: List[Entity] = []
         for key in ("entities", "relations"):
-            if not isinstance(record.get(key) or [], list):
+            if record.get(key) is not None and not isinstance(record[key], list):
                 raise fail(f'"{key}" must be a list, not {type(record[key]).__name__}')
         for i, raw in enumerate(record.get("entities") or []):
             try:

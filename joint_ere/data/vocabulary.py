@@ -10,6 +10,7 @@ from typing import Dict, Iterable, List, Optional
 from tango.common import Registrable
 
 from joint_ere.common.errors import ConfigurationError
+from joint_ere.common.files import read_text
 
 PADDING_TOKEN = "@@PADDING@@"
 OOV_TOKEN = "@@UNKNOWN@@"
@@ -122,9 +123,8 @@ class Vocabulary(Registrable):
                 continue
             namespace = name[: -len(".txt")]
             vocab._namespace(namespace)
-            with open(os.path.join(directory, name), encoding="utf-8") as handle:
-                for line in handle.read().split("\n")[:-1]:
-                    vocab.add_token_to_namespace(line.replace("@@NEWLINE@@", "\n"), namespace)
+            for line in read_text(os.path.join(directory, name)).split("\n")[:-1]:
+                vocab.add_token_to_namespace(line.replace("@@NEWLINE@@", "\n"), namespace)
         return vocab
 
     def __eq__(self, other: object) -> bool:

@@ -113,7 +113,7 @@ def _glove_lines(path: str) -> Iterator[Tuple[int, str, List[str]]]:
         with (gzip.open if path.endswith(".gz") else open)(path, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
                 try:
-                    line = raw.decode("utf-8")
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a byte-order mark is not a word
                 except UnicodeDecodeError as error:
                     raise undecodable(path, number, offset + error.start, error) from None
                 offset += len(raw)

@@ -49,6 +49,8 @@ class Predictor(Registrable):
         return [doc.to_json() for doc in self.predict_documents(documents)]
 
     def predict_documents(self, documents: List[Document]) -> List[Document]:
+        if not documents:
+            return []
         instances = [self.dataset_reader.text_to_instance(Document(d.tokens, meta=d.meta)) for d in documents]
         for instance in instances:
             instance.index_fields(self.model.vocab)

@@ -1,5 +1,6 @@
 import functools
 import glob
+import pickle
 import os
 import re
 from typing import Any, Dict, Optional, Tuple
@@ -7,6 +8,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from tango.common import FromParams
 
+from joint_ere.common.errors import ConfigurationError
 from joint_ere.common.files import atomic_save
 
 
@@ -42,6 +44,17 @@ class Checkpointer(FromParams):
         if not epochs:
             return None
         epoch = epochs[-1]
-        model_state = torch.load(self._path("model_state", epoch), map_location="cpu", weights_only=True)
-        training_state = torch.load(self._path("training_state", epoch), map_location="cpu", weights_only=False)
-        return model_state, training_state
+        return self._load("model_state", epoch, weights_only=True), self._load("training_state", epoch, False)
+
+    def _load(self, kind: str, epoch: int, weights_only: bool) -> Dict[str, Any]:
+        path = self._path(kind, epoch)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=weights_only)
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as error:
+            first = (str(error).strip() or type(error).__name__).splitlines()[0]
+            raise ConfigurationError(f"--recover: {path} is broken ({first}); remove both files of epoch "
+                                     f"{epoch + 1} to resume from an earlier checkpoint, or start over with "
+                                     f"--force") from None
+        if not isinstance(state, dict):
+            raise ConfigurationError(f"--recover: {path} is not a checkpoint")
+        return state

@@ -4,6 +4,7 @@ clipping and AMP; validation with the model's metrics; early stopping on ``valid
 checkpoints that ``-r`` resumes from exactly (model, optimizer, scheduler, scaler, epoch and RNG states).
 """
 import datetime
+import functools
 import json
 import logging
 import math
@@ -17,8 +18,8 @@ import torch
 from tango.common import Lazy, Registrable
 from tqdm import tqdm
 
-from joint_ere.common.errors import ConfigurationError, TrainingError
-from joint_ere.common.files import dump_json
+from joint_ere.common.errors import ConfigurationError, DataError, TrainingError
+from joint_ere.common.files import atomic_save, dump_json, read_text
 from joint_ere.data.data_loader import DataLoader
 from joint_ere.models.model import Model
 from joint_ere.training.checkpointer import Checkpointer
@@ -212,13 +213,20 @@ class GradientDescentTrainer(Trainer):
         metrics: Dict[str, Any] = {}
         last_metrics = os.path.join(self.serialization_dir, f"metrics_epoch_{self.start_epoch - 1}.json")
         if self.start_epoch > 0 and os.path.exists(last_metrics):
-            with open(last_metrics, encoding="utf-8") as handle:
-                metrics = json.load(handle)
+            try:
+                metrics = json.loads(read_text(last_metrics))
+            except (DataError, json.JSONDecodeError) as error:
+                raise ConfigurationError(f"--recover: {last_metrics} is broken ({error})") from None
         stopped_early = self.validation_data_loader is not None and self.tracker.should_stop_early()
         for epoch in range(self.start_epoch, self.num_epochs if not stopped_early else self.start_epoch):
             epoch_started = time.time()
             train_metrics = self._train_epoch(epoch)
             validation_metrics = self._validate(epoch) if self.validation_data_loader is not None else {}
+            if not math.isfinite(validation_metrics.get("loss", 0.0)):
+                # Weights that give a NaN are never saved as best.th or as a checkpoint to resume from.
+                raise TrainingError(f"epoch {epoch + 1}: the validation loss is {validation_metrics['loss']} (the "
+                                    f"training loss was finite); stopped, the weights of this epoch are not saved. "
+                                    f"{self._what_is_kept()}")
             if validation_metrics:
                 if self.tracker.name not in validation_metrics:
                     raise ConfigurationError(f"trainer.validation_metric: {self.tracker.name!r} is not one of "
@@ -230,7 +238,8 @@ class GradientDescentTrainer(Trainer):
                 self.tracker.best_epoch = epoch
             if is_best:
                 self.best_validation_metrics = validation_metrics
-                torch.save(self.model.state_dict(), os.path.join(self.serialization_dir, "best.th"))
+                atomic_save(os.path.join(self.serialization_dir, "best.th"),
+                            functools.partial(torch.save, self.model.state_dict()))
             elapsed = self.elapsed_before + time.time() - started
             metrics = {
                 "epoch": epoch,
@@ -272,23 +281,29 @@ class GradientDescentTrainer(Trainer):
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
         }
 
-    def restore_checkpoint(self, optimizer_changed: bool = False) -> bool:
-        """Loads the newest checkpoint, if any; training then starts at the epoch after it. With
-        ``optimizer_changed`` (``-r -o '{"trainer": {"optimizer": {"lr": ...}}}'``) the configured optimizer
-        settings replace the checkpoint's, and step schedulers restart their curve from them."""
+    def restore_checkpoint(self, optimizer_change: Optional[str] = None) -> bool:
+        """
+        Loads the newest checkpoint, if any; training then starts at the epoch after it. When the resumed run
+        configures another optimizer (``-r -o '{"trainer": {"optimizer": {"lr": ...}}}'``), ``optimizer_change``
+        says how: ``"settings"`` keeps the optimizer's state (e.g. Adam's moments) under the configured settings,
+        ``"optimizer"`` (another type or other parameter groups) starts it afresh; either way step schedulers
+        restart their curve from the configured learning rates.
+        """
         loaded = self.checkpointer.load_latest()
         if loaded is None:
             return False
         model_state, state = loaded
-        self.model.load_state_dict(model_state)
         try:
-            self.optimizer.load_state_dict(state["optimizer"])
-        except ValueError as error:
-            raise ConfigurationError(f"trainer.optimizer: the checkpoint's optimizer state does not fit the "
-                                     f"configured optimizer ({error})") from None
+            self.model.load_state_dict(model_state)
+            if optimizer_change != "optimizer":
+                self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError) as error:
+            first = str(error).strip().splitlines()[0]
+            raise ConfigurationError(f"--recover: the checkpoint does not fit the configured model or optimizer "
+                                     f"(was model or trainer.optimizer changed?): {first}") from None
         if self.scheduler and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        if optimizer_changed:
+        if optimizer_change:
             for group, settings in zip(self.optimizer.param_groups, self.optimizer_settings):
                 group.update(settings)
             if self.scheduler:

@@ -198,8 +198,9 @@ def test_a_nan_loss_stops_training_and_recover_resumes(tmp_path, monkeypatch, ca
         assert torch.equal(whole[key], resumed[key]), key
 
 
-@pytest.mark.parametrize("scheduler", [None, {"type": "linear_with_warmup", "warmup_steps": 2}])
-def test_recover_with_a_new_learning_rate_uses_it(tmp_path, scheduler):
+@pytest.mark.parametrize("scheduler, optimizer", [(None, "adam"), ({"type": "linear_with_warmup", "warmup_steps": 2}, "adam"),
+                                                  (None, "sgd")])
+def test_recover_with_a_new_learning_rate_uses_it(tmp_path, scheduler, optimizer):
     """After a NaN the user resumes with a lower lr: -r -o must not let the checkpoint's optimizer state (which
     holds the old lr) or a step scheduler's base rates win."""
     config = tiny_config(epochs=2)
@@ -209,16 +210,43 @@ def test_recover_with_a_new_learning_rate_uses_it(tmp_path, scheduler):
     path.write_text(json.dumps(config))
     run = tmp_path / "run"
     assert main(["train", str(path), "-s", str(run)]) == 0
-    overrides = {"trainer": {"num_epochs": 3, "optimizer": {"lr": 0.004}}}
+    overrides = {"trainer": {"num_epochs": 3, "optimizer": {"type": optimizer, "lr": 0.004}}}
     assert main(["train", str(path), "-s", str(run), "-r", "-o", json.dumps(overrides)]) == 0
     state = torch.load(run / "training_state_e2.th", weights_only=False)
     lr = state["optimizer"]["param_groups"][0]["lr"]
+    assert ("momentum" in state["optimizer"]["param_groups"][0]) == (optimizer == "sgd")  # sgd started afresh
     if scheduler:
         assert state["scheduler"]["base_lrs"] == [0.004]
         assert lr == 0.0  # the linear decay from 0.004 ends at 0 with the last step
     else:
         assert lr == 0.004
     assert json.loads((run / "config.json").read_text())["trainer"]["optimizer"]["lr"] == 0.004
+
+
+def test_a_nan_validation_loss_saves_nothing_of_that_epoch(tmp_path, monkeypatch, capsys):
+    """Finite training losses, then weights that give NaN on validation: they must not become best.th or a
+    checkpoint to resume from."""
+    config = tiny_config(epochs=3)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    original = GradientDescentTrainer._forward
+
+    def poisoned(self, batch):
+        output = original(self, batch)
+        if not self.model.training and self.tracker.best_epoch is not None:  # from epoch 2's validation on
+            output["loss"] = output["loss"] * float("nan")
+        return output
+
+    monkeypatch.setattr(GradientDescentTrainer, "_forward", poisoned)
+    capsys.readouterr()
+    assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 1
+    error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")][0]
+    assert "epoch 2: the validation loss is nan" in error and "checkpoint of epoch 1" in error
+    run = tmp_path / "run"
+    assert not (run / "model_state_e1.th").exists()
+    best = torch.load(run / "best.th", weights_only=True)
+    first = torch.load(run / "model_state_e0.th", weights_only=True)
+    assert all(torch.equal(best[key], first[key]) for key in first)
 
 
 def test_amp_needs_cuda(tmp_path, capsys):

@@ -94,8 +94,9 @@ def test_long_sentences_are_scored_in_row_blocks_with_the_same_result(monkeypatc
     torch.nn.init.zeros_(model.relation_scorer.bias)  # an untrained model: some pairs above 0.5, some below
     whole_loss = model._relation_loss(head, tail, gold, mask)
     whole_relations = model._entity_relations(head[0], tail[0], spans)
-    monkeypatch.setattr(table_scorer, "CELLS_AT_ONCE", 2 * 9 * 16 * 2)  # blocks of 2 rows
-    assert len(table_scorer.row_blocks(2, 9, 9, 16, training=False)) == 5
+    monkeypatch.setattr(table_scorer, "CELLS_AT_ONCE", 4 * 16 * 2)  # blocks of 2 head entities
+    assert len(table_scorer.row_blocks(2, 9, 9, 16, training=False)) == 9  # the loss: one token row a block
+    assert len(table_scorer.row_blocks(1, 4, 4, 16, training=False)) == 2  # decoding: 2 of the 4 entities
     torch.testing.assert_close(model._relation_loss(head, tail, gold, mask), whole_loss)
     blocked = model._entity_relations(head[0], tail[0], spans)
     assert 0 < len(blocked) < 4 * 3 * 3  # some of the ordered pairs of distinct entities, per relation

@@ -50,6 +50,8 @@ def resolve_path(file_path: str) -> str:
     """A local path, or a URL downloaded once into the cache (tango's ``cached_path``)."""
     if file_path is None or file_path == "":
         raise ConfigurationError("no data path given")
+    if not isinstance(file_path, (str, os.PathLike)):
+        raise ConfigurationError(f"a data path must be a string, not {type(file_path).__name__} ({file_path!r})")
     if "://" in str(file_path):
         from cached_path import cached_path
 
