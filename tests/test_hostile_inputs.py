@@ -319,6 +319,13 @@ def test_a_serialization_directory_that_is_a_file(tmp_path, capsys):
              capsys)
 
 
+def test_a_serialization_directory_below_a_file(tmp_path, capsys):
+    run = tmp_path / "file" / "run"
+    (tmp_path / "file").write_text("")
+    run_case(Case(["train", write_config(tmp_path, tiny_config()), "-s", str(run)], [],
+                  [str(run), str(tmp_path / "file"), "is a file"]), capsys)
+
+
 def test_an_unknown_predictor(archive, tmp_path, capsys):
     out = tmp_path / "out.jsonl"
     run_case(Case(["predict", str(archive), str(FIXTURES / "predict.jsonl"), "--predictor", "nope",

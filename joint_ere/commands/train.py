@@ -48,17 +48,30 @@ def _seed(params: Params) -> None:
     torch.manual_seed(params.pop_int("pytorch_seed", 133))
 
 
-def _check_serialization_dir(path: str, recover: bool, force: bool) -> None:
+def _check_serialization_dir(path: str, recover: bool, force: bool, dry_run: bool) -> None:
     if recover and force:
         raise ConfigurationError("use either --recover or --force, not both")
     if os.path.exists(path) and not os.path.isdir(path):
         raise ConfigurationError(f"serialization directory {path} is a file")
+    if not dry_run:
+        _check_can_create(path)
     exists = os.path.isdir(path) and bool(os.listdir(path))
     if recover and not exists:
         raise ConfigurationError(f"--recover: {path} holds no earlier run")
     if exists and not recover and not force:
         raise ConfigurationError(f"serialization directory {path} already exists and is not empty; "
                                  f"use --recover to continue it or --force to start over")
+
+
+def _check_can_create(path: str) -> None:
+    """The nearest existing folder above ``path`` (where makedirs will create it) must be a writable folder."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigurationError(f"serialization directory {path}: {existing} is a file")
+    if not os.access(existing, os.W_OK):
+        raise ConfigurationError(f"serialization directory {path}: {existing} is not writable")
 
 
 def dataset_statistics(name: str, instances: List[Instance]) -> Dict[str, Any]:
@@ -76,7 +89,7 @@ def dataset_statistics(name: str, instances: List[Instance]) -> Dict[str, Any]:
 def train_model(params: Params, serialization_dir: str, recover: bool = False, force: bool = False,
                 dry_run: bool = False) -> Optional[Model]:
     """Everything that can fail on bad input happens before ``serialization_dir`` is touched."""
-    _check_serialization_dir(serialization_dir, recover, force)
+    _check_serialization_dir(serialization_dir, recover, force, dry_run)
     config = params.duplicate().as_dict(quiet=True)
     _seed(params)
 
