@@ -14,8 +14,12 @@ class DataError(ValueError):
         super().__init__(f"{path}{where}: {message}")
 
 
+class OutputError(ConfigurationError):
+    """An output file that cannot be written (no such folder, no permission, a full disk)."""
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on (a loss that is NaN or infinite); the message says where and what was kept."""
 
 
-__all__ = ["ConfigurationError", "DataError", "TrainingError"]
+__all__ = ["ConfigurationError", "DataError", "OutputError", "TrainingError"]

@@ -10,7 +10,7 @@ import os
 import zlib
 from typing import IO, Any, Callable, Iterator
 
-from joint_ere.common.errors import ConfigurationError, DataError
+from joint_ere.common.errors import DataError, OutputError
 
 BOM = "\ufeff"
 
@@ -30,12 +30,8 @@ def unreadable(path: str, error: Exception) -> DataError:
 def read_text(path: str) -> str:
     """The whole file as text (``.gz`` decompressed); a UTF-8 byte-order mark is dropped."""
     try:
-        if path.endswith(".gz"):
-            with gzip.open(path, "rb") as handle:
-                data = handle.read()
-        else:
-            with open(path, "rb") as handle:
-                data = handle.read()
+        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as handle:
+            data = handle.read()
     except (OSError, EOFError, zlib.error) as error:
         raise unreadable(path, error) from None
     try:
@@ -43,10 +39,6 @@ def read_text(path: str) -> str:
     except UnicodeDecodeError as error:
         raise undecodable(path, data.count(b"\n", 0, error.start) + 1, error.start, error) from None
     return text[1:] if text.startswith(BOM) else text
-
-
-class OutputError(ConfigurationError):
-    """An output file that cannot be written (no such folder, no permission, a full disk)."""
 
 
 def unwritable(path: str, error: OSError) -> OutputError:
