@@ -1,4 +1,5 @@
 from joint_ere.data.readers.dataset_reader import DatasetReader, load_json_records, resolve_path
+from joint_ere.data.readers.dygie import DygieReader
 from joint_ere.data.readers.spert_json import SpertJsonReader
 
-__all__ = ["DatasetReader", "SpertJsonReader", "load_json_records", "resolve_path"]
+__all__ = ["DatasetReader", "DygieReader", "SpertJsonReader", "load_json_records", "resolve_path"]
