@@ -1,5 +1,6 @@
 from joint_ere.modules.encoders import (MultiTaskEncoder, PartitionFilterEncoder, SelectionRecurrentNetwork,
                                         SharedStatesEncoder)
+from joint_ere.modules.heads import SpanExtractionHead
 from joint_ere.modules.tagging import CrfTagDecoder, SoftmaxTagDecoder, TagDecoder, TagScheme
 from joint_ere.modules.token_embedders import (BasicTextFieldEmbedder, Embedding, TextFieldEmbedder,
                                                TokenCharactersEncoder, TokenEmbedder)
@@ -7,5 +8,5 @@ from joint_ere.modules.transformer_embedder import PretrainedTransformerMismatch
 
 __all__ = ["BasicTextFieldEmbedder", "CrfTagDecoder", "Embedding", "MultiTaskEncoder", "PartitionFilterEncoder",
            "PretrainedTransformerMismatchedEmbedder", "SelectionRecurrentNetwork", "SharedStatesEncoder",
-           "SoftmaxTagDecoder", "TagDecoder", "TagScheme", "TextFieldEmbedder", "TokenCharactersEncoder",
+           "SoftmaxTagDecoder", "SpanExtractionHead", "TagDecoder", "TagScheme", "TextFieldEmbedder", "TokenCharactersEncoder",
            "TokenEmbedder"]

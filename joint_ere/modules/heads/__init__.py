@@ -1,0 +1,4 @@
+"""Decoder heads that models share: each ``forward(states, mask, gold) -> {logits..., "loss"}`` plus ``decode``."""
+from joint_ere.modules.heads.span_extraction import SpanExtractionHead
+
+__all__ = ["SpanExtractionHead"]
