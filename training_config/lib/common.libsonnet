@@ -82,6 +82,15 @@ local glove_file = std.extVar('GLOVE_50D');
                                              num_tasks: num_tasks, recurrent_dropout: 0.1},
   shared_bilstm(input_dim, hidden=150):: {type: 'shared', encoder: $.bilstm(input_dim, hidden, 1)},
 
+  // Cascade-SRN with late fusion (issue #10) over a three-task encoder whose representations are `size` wide
+  // (hidden_dim; twice that for a bidirectional SRN or a BiLSTM). One-layer BiLSTMs over the fused subject and
+  // object states let every token see the entity and subject tags (README, "Cascade-SRN").
+  cascade_late(encoder, size, tags=32, fusion_hidden=150):: {
+    type: 'cascade_srn', encoder: encoder, type_embedding_dim: tags, dropout: 0.1,
+    subject_fusion_encoder: $.bilstm(tags + 4 * size, fusion_hidden, 1),
+    object_fusion_encoder: $.bilstm(2 * tags + 4 * size, fusion_hidden, 1),
+  },
+
   // PFN's table-filling decoder over a two-task encoder.
   table_filling(encoder, hidden=300):: {type: 'table_filling', encoder: encoder, hidden_dim: hidden, dropout: 0.1},
 

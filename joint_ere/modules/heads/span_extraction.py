@@ -42,6 +42,9 @@ class SpanExtractionHead(torch.nn.Module, FromParams):
         self.end = torch.nn.Linear(input_dim, self.num_labels)  # W_en, b_en (eq. 12)
         self.match_row = torch.nn.Linear(input_dim, self.num_labels)  # the h_i half of W_m, and b_m (eq. 13)
         self.match_column = torch.nn.Linear(input_dim, self.num_labels, bias=False)  # the h_j half of W_m
+        # Nearly every token and pair is negative; starting near P = 0.01 keeps the summed losses sane at first.
+        for layer in (self.start, self.end, self.match_row):
+            torch.nn.init.constant_(layer.bias, -4.6)
         self.weights = (start_weight, end_weight, match_weight)
         self.thresholds = (start_threshold, end_threshold, match_threshold)
 
