@@ -8,6 +8,11 @@ P/R/F1 for joint extraction, compared on decoded documents (DESIGN.md, "Metrics"
 Each has ``micro`` (pooled counts) and ``macro`` (mean over types of the per-type F1, over every type seen
 in gold or predictions); per-type values on request. Tuples are sets per document, so duplicates count once.
 Names: ``{ner,re,re_strict}_{micro,macro}_{precision,recall,f1}`` and ``{task}_{type}_{precision,recall,f1}``.
+
+With the per-type values come NER's ``ner_{in_triple,out_of_triple}_{precision,recall,f1}`` (Cascade-SRN's
+Table 3): entities are split by the role of their span in the gold document, in-triple when the span is an
+argument of a gold relation; a predicted span counts in the group its span has in gold (out-of-triple when gold
+has no entity there), so both groups' precision and recall share one partition.
 """
 from collections import defaultdict
 from typing import Dict, Iterable, List, Set, Tuple
@@ -42,6 +47,7 @@ class EntityRelationMetrics:
     def reset(self) -> None:
         # counts[task][type] = [tp, fp, fn]
         self.counts: Dict[str, Dict[str, List[int]]] = {t: defaultdict(lambda: [0, 0, 0]) for t in TASKS}
+        self.triple_counts: Dict[str, List[int]] = {"in_triple": [0, 0, 0], "out_of_triple": [0, 0, 0]}
 
     def __call__(self, predicted: Iterable[Document], gold: Iterable[Document]) -> None:
         for pred_doc, gold_doc in zip(predicted, gold, strict=True):
@@ -54,6 +60,12 @@ class EntityRelationMetrics:
                     table[item[-1]][1] += 1
                 for item in true[task] - pred[task]:
                     table[item[-1]][2] += 1
+            arguments = {(e.start, e.end) for r in gold_doc.relations
+                         for e in (gold_doc.entities[r.head], gold_doc.entities[r.tail])}
+            for index, items in enumerate((pred["ner"] & true["ner"], pred["ner"] - true["ner"],
+                                           true["ner"] - pred["ner"])):
+                for start, end, _ in items:
+                    self.triple_counts["in_triple" if (start, end) in arguments else "out_of_triple"][index] += 1
 
     def get_metric(self, reset: bool = False, per_type: bool = False) -> Dict[str, float]:
         out: Dict[str, float] = {}
@@ -69,6 +81,10 @@ class EntityRelationMetrics:
                 for label, values in per.items():
                     for name, value in zip(("precision", "recall", "f1"), values):
                         out[f"{task}_{label}_{name}"] = value
+        if per_type:
+            for group, counts in self.triple_counts.items():
+                for name, value in zip(("precision", "recall", "f1"), prf(*counts)):
+                    out[f"ner_{group}_{name}"] = value
         if reset:
             self.reset()
         return out

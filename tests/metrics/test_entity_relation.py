@@ -73,3 +73,19 @@ def test_duplicates_count_once_and_unknown_gold_type_is_a_miss():
 def test_mismatched_lengths_raise():
     with pytest.raises(ValueError):
         EntityRelationMetrics()([GOLD], [GOLD, GOLD])
+
+
+def test_ner_split_into_in_triple_and_out_of_triple_entities():
+    """Cascade-SRN's Table 3: groups by the span's role in gold. Gold: John Smith and Acme are relation arguments,
+    Boston and "works" are not."""
+    gold = doc([("Peop", 0, 2), ("Org", 4, 5), ("Loc", 6, 7), ("Misc", 2, 3), ("Misc", 7, 8)], [("Work_For", 0, 1)])
+    # in-triple: Peop right, Acme typed Loc (fp + fn); out-of-triple: Boston right, "works" and "." missed (fn),
+    # a spurious Org at "for" (fp, a span gold has no entity at)
+    predicted = doc([("Peop", 0, 2), ("Loc", 4, 5), ("Loc", 6, 7), ("Org", 3, 4)])
+    metric = EntityRelationMetrics()
+    metric([predicted], [gold])
+    v = metric.get_metric(per_type=True)
+    assert (v["ner_in_triple_precision"], v["ner_in_triple_recall"]) == (0.5, 0.5)
+    assert (v["ner_out_of_triple_precision"], v["ner_out_of_triple_recall"]) == (0.5, pytest.approx(1 / 3))
+    assert v["ner_in_triple_f1"] == 0.5 and v["ner_out_of_triple_f1"] == pytest.approx(0.4)
+    assert "ner_in_triple_f1" not in metric.get_metric()  # only with the per-type breakdown

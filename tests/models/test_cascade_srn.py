@@ -140,7 +140,8 @@ def test_relations_need_both_arguments_among_the_predicted_entities():
 
 
 CASCADE_CONFIGS = ["scierc_cascade_late.jsonnet", "scierc_cascade_late_bilstm.jsonnet",
-                   "scierc_cascade_late_gold_subjects.jsonnet", "conll04_cascade_late.jsonnet"]
+                   "scierc_cascade_late_gold_subjects.jsonnet", "scierc_cascade_late_bisrn.jsonnet",
+                   "conll04_cascade_late.jsonnet"]
 
 
 @pytest.mark.parametrize("name", CASCADE_CONFIGS)
