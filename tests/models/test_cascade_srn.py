@@ -141,6 +141,7 @@ def test_relations_need_both_arguments_among_the_predicted_entities():
 
 CASCADE_CONFIGS = ["scierc_cascade_late.jsonnet", "scierc_cascade_late_bilstm.jsonnet",
                    "scierc_cascade_late_gold_subjects.jsonnet", "scierc_cascade_late_bisrn.jsonnet",
+                   "scierc_cascade_late_ee_alone.jsonnet",
                    "conll04_cascade_late.jsonnet"]
 
 
