@@ -14,8 +14,8 @@ from typing import Any, Dict, Optional, Union
 import torch
 from tango.common import Params
 
-from joint_ere.common.errors import ConfigurationError, DataError
-from joint_ere.common.files import atomic_save, read_text
+from joint_ere.common.errors import ConfigurationError, DataError, first_line
+from joint_ere.common.files import atomic_save, read_json
 from joint_ere.common.params import CONFIG_KEYS, construct, with_overrides
 from joint_ere.data.readers import DatasetReader
 from joint_ere.data.vocabulary import Vocabulary
@@ -125,8 +125,8 @@ def _read_json(archive_file: str, folder: str, name: str) -> Any:
     if not os.path.isfile(path):
         raise ConfigurationError(f"{archive_file}: no {name} inside; give the model.tar.gz that allennlp train wrote")
     try:
-        return json.loads(read_text(path))
-    except (DataError, json.JSONDecodeError) as error:
+        return read_json(path)
+    except DataError as error:
         raise ConfigurationError(f"{archive_file}: {name} is broken ({error})") from None
 
 
@@ -168,9 +168,8 @@ def load_archive(archive_file: str, cuda_device: Union[int, str, None] = -1,
         try:
             model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
         except (RuntimeError, OSError, EOFError, TypeError, pickle.UnpicklingError) as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ConfigurationError(f"{archive_file}: the weights cannot be loaded into the configured model "
-                                     f"({first})") from None
+                                     f"({first_line(error)})") from None
         model.to(device).eval()
         if use_amp and not use_reduced_precision(model, device):
             logger.warning("--use-amp: the model has no transformer embedder; it runs in float32")

@@ -5,7 +5,7 @@ Every input a user can hand the commands, broken in the ways files get broken. E
 import gzip
 import json
 from pathlib import Path
-from typing import Callable, Dict, List, NamedTuple
+from typing import Dict, List, NamedTuple
 
 import pytest
 

@@ -14,7 +14,7 @@ import torch
 from tango.common import Params
 
 from joint_ere.common.errors import ConfigurationError, DataError
-from joint_ere.common.files import dump_json, read_text
+from joint_ere.common.files import dump_json, read_json
 from joint_ere.common.params import construct, load_config
 from joint_ere.data.data_loader import DataLoader
 from joint_ere.data.instance import Instance
@@ -242,6 +242,6 @@ def _saved_config(serialization_dir: str) -> Optional[Dict[str, Any]]:
     if not os.path.exists(path):
         return None
     try:
-        return json.loads(read_text(path))
-    except (DataError, json.JSONDecodeError) as error:
+        return read_json(path)
+    except DataError as error:
         raise ConfigurationError(f"--recover: {path} is broken ({error})") from None

@@ -22,4 +22,10 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a loss that is NaN or infinite); the message says where and what was kept."""
 
 
-__all__ = ["ConfigurationError", "DataError", "OutputError", "TrainingError"]
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (torch and jsonnet write several), or its type if it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+__all__ = ["ConfigurationError", "DataError", "OutputError", "TrainingError", "first_line"]

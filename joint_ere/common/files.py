@@ -91,6 +91,14 @@ def atomic_save(path: str, write: Callable[[str], None]) -> None:
         raise
 
 
+def read_json(path: str) -> Any:
+    """A JSON file (that the project wrote: configs, metrics, meta); broken JSON is a DataError naming the line."""
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as error:
+        raise DataError(path, f"line {error.lineno} column {error.colno}", f"malformed JSON: {error.msg}") from None
+
+
 def dump_json(data: Any, path: str) -> None:
     """Writes JSON through a temporary file, so a reader never sees half a file."""
     with atomic_output(path) as handle:

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Type, TypeVar, Union
 import tango.common.from_params as _tango_from_params
 from tango.common.params import Params
 
-from joint_ere.common.errors import ConfigurationError, DataError
+from joint_ere.common.errors import ConfigurationError, DataError, first_line
 from joint_ere.common.files import read_text
 
 T = TypeVar("T")
@@ -99,8 +99,7 @@ def parse_overrides(overrides: Union[str, Dict[str, Any], None], ext_vars: Dict[
         try:
             overrides = json.loads(_jsonnet.evaluate_snippet("overrides", overrides, ext_vars=ext_vars))
         except RuntimeError as error:
-            first = str(error).strip().splitlines()[0]
-            raise ConfigurationError(f"-o/--overrides is not valid JSON: {first}") from None
+            raise ConfigurationError(f"-o/--overrides is not valid JSON: {first_line(error)}") from None
     if not isinstance(overrides, dict):
         raise ConfigurationError(f"-o/--overrides must be a JSON object, not {type(overrides).__name__}")
     return overrides
@@ -185,7 +184,7 @@ def load_config(path: str, overrides: Union[str, Dict[str, Any], None] = "",
     """Evaluates a jsonnet/JSON config with environment variables as ext vars and merges ``-o`` overrides."""
     import _jsonnet
 
-    if os.path.isdir(path) or not os.path.isfile(path):
+    if not os.path.isfile(path):
         raise ConfigurationError(f"config file not found: {path}")
     env = environment(ext_vars)
     try:

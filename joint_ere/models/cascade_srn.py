@@ -108,24 +108,25 @@ class CascadeSrn(Model):
         states = self.encoder(self.dropout(self.text_field_embedder(tokens)), mask)
         states = {name: self.dropout(value) for name, value in states.items()}
         output: Dict[str, Any] = {"mask": mask, "metadata": metadata}
-        entity_states = _join(states, ENTITY_TASKS)
+        # EE's scores serve both its loss (with gold) and the cascade at inference: computed once.
+        entity_output = self.entity_head(_join(states, ENTITY_TASKS), mask, entities)
         if entities is not None and relations is not None:
-            output.update(self._losses(states, entity_states, mask, entities, relations))
+            output.update(self._losses(states, entity_output["loss"], mask, entities, relations))
         if not self.training:
-            output["predictions"] = self._cascade(states, entity_states, mask)
+            output["predictions"] = self._cascade(states, entity_output, mask)
             if entities is not None:
                 self.score_predictions(output)
         return output
 
     # -- training: every turn fed the gold prior information (appendix B) ----------------------------------------
-    def _losses(self, states: Dict[str, torch.Tensor], entity_states: torch.Tensor, mask: torch.Tensor,
+    def _losses(self, states: Dict[str, torch.Tensor], entity_loss: torch.Tensor, mask: torch.Tensor,
                 entities: torch.Tensor, relations: torch.Tensor) -> Dict[str, torch.Tensor]:
         batch, length = mask.shape
-        gold_entities = [[(s, e, label) for s, e, label in row if label >= 0] for row in entities.tolist()]
+        all_entities = entities.tolist()  # the one host copy of the gold of this batch
+        gold_entities = [[(s, e, label) for s, e, label in row if label >= 0] for row in all_entities]
         gold_relations = [[(tuple(row_entities[h][:2]), tuple(row_entities[t][:2]), label)
                            for h, t, label in row_relations if label >= 0]
-                          for row_entities, row_relations in zip(entities.tolist(), relations.tolist())]
-        entity_loss = self.entity_head(entity_states, mask, entities)["loss"]
+                          for row_entities, row_relations in zip(all_entities, relations.tolist())]
 
         tags = self._entity_tags(gold_entities, length, mask.device)
         subjects = [sorted({head for head, _, _ in row}) for row in gold_relations]
@@ -147,9 +148,9 @@ class CascadeSrn(Model):
                 "loss": (entity_loss + subject_loss + object_loss) / batch}
 
     # -- inference: EE -> SE -> SOE on the predictions of the turns before -------------------------------------
-    def _cascade(self, states: Dict[str, torch.Tensor], entity_states: torch.Tensor,
+    def _cascade(self, states: Dict[str, torch.Tensor], entity_output: Dict[str, torch.Tensor],
                  mask: torch.Tensor) -> List[Dict[str, list]]:
-        entities = self.entity_head.decode(self.entity_head(entity_states, mask), mask)
+        entities = self.entity_head.decode(entity_output, mask)
         tags = self._entity_tags([[(s, e, label) for s, e, label, _ in row] for row in entities], mask.size(1),
                                  mask.device)
         subject_states = self._subject_states(states, tags, mask)

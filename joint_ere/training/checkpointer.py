@@ -8,7 +8,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from tango.common import FromParams
 
-from joint_ere.common.errors import ConfigurationError
+from joint_ere.common.errors import ConfigurationError, first_line
 from joint_ere.common.files import atomic_save
 
 
@@ -51,8 +51,7 @@ class Checkpointer(FromParams):
         try:
             state = torch.load(path, map_location="cpu", weights_only=weights_only)
         except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as error:
-            first = (str(error).strip() or type(error).__name__).splitlines()[0]
-            raise ConfigurationError(f"--recover: {path} is broken ({first}); remove both files of epoch "
+            raise ConfigurationError(f"--recover: {path} is broken ({first_line(error)}); remove both files of epoch "
                                      f"{epoch + 1} to resume from an earlier checkpoint, or start over with "
                                      f"--force") from None
         if not isinstance(state, dict):

@@ -5,7 +5,6 @@ checkpoints that ``-r`` resumes from exactly (model, optimizer, scheduler, scale
 """
 import datetime
 import functools
-import json
 import logging
 import math
 import os
@@ -18,8 +17,8 @@ import torch
 from tango.common import Lazy, Registrable
 from tqdm import tqdm
 
-from joint_ere.common.errors import ConfigurationError, DataError, TrainingError
-from joint_ere.common.files import atomic_save, dump_json, read_text
+from joint_ere.common.errors import ConfigurationError, DataError, TrainingError, first_line
+from joint_ere.common.files import atomic_save, dump_json, read_json
 from joint_ere.data.data_loader import DataLoader
 from joint_ere.models.model import Model
 from joint_ere.training.checkpointer import Checkpointer
@@ -214,8 +213,8 @@ class GradientDescentTrainer(Trainer):
         last_metrics = os.path.join(self.serialization_dir, f"metrics_epoch_{self.start_epoch - 1}.json")
         if self.start_epoch > 0 and os.path.exists(last_metrics):
             try:
-                metrics = json.loads(read_text(last_metrics))
-            except (DataError, json.JSONDecodeError) as error:
+                metrics = read_json(last_metrics)
+            except DataError as error:
                 raise ConfigurationError(f"--recover: {last_metrics} is broken ({error})") from None
         stopped_early = self.validation_data_loader is not None and self.tracker.should_stop_early()
         for epoch in range(self.start_epoch, self.num_epochs if not stopped_early else self.start_epoch):
@@ -298,9 +297,8 @@ class GradientDescentTrainer(Trainer):
             if optimizer_change != "optimizer":
                 self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError) as error:
-            first = str(error).strip().splitlines()[0]
             raise ConfigurationError(f"--recover: the checkpoint does not fit the configured model or optimizer "
-                                     f"(was model or trainer.optimizer changed?): {first}") from None
+                                     f"(was model or trainer.optimizer changed?): {first_line(error)}") from None
         if self.scheduler and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         if optimizer_change:
