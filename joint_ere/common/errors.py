@@ -29,3 +29,9 @@ def first_line(error: BaseException) -> str:
 
 
 __all__ = ["ConfigurationError", "DataError", "OutputError", "TrainingError", "first_line"]
+
+
+def check_dimensions(key: str, got: int, what: str, expected: int) -> None:
+    """A config error naming ``key`` when a module's input size does not match what feeds it."""
+    if got != expected:
+        raise ConfigurationError(f"{key}: input dimension is {got}, but {what} has dimension {expected}")

@@ -1,44 +1,36 @@
 r"""
-Cascade-SRN (Wang et al., "Towards Effective Multi-Task Interaction for Entity-Relation Extraction") with late
-fusion (§3.4.2): one encoding of the sentence by a three-task encoder (the SRN: e, s, o and the shared e, s, o
-subsets), read by three span-extraction turns in a cascade:
+Cascade-SRN (Wang et al., "Towards Effective Multi-Task Interaction for Entity-Relation Extraction"): a three-task
+encoder (the SRN: e, s, o and the shared subsets es, eo, so, eso) read by three span-extraction turns in a cascade:
 
-    EE   entities, typed by entity type            over  h_e = [h_e, h_es, h_eo, h_eso]                    (eq. 11)
-    SE   subjects (one label)                      over  h_s = [T^e(entity tag), h_s, h_es, h_so, h_eso]
-    SOE  objects of one subject, typed by relation over  h_o = [T^e(entity tag), h_o, h_eo, h_so, h_eso, T^s(subject tag)]
+    EE   entities, typed by entity type            over  ĥ_e = [h_e, h_es, h_eo, h_eso]            (eq. 11)
+    SE   subjects (one label)                      over  ĥ_s, the entities fused in
+    SOE  objects of one subject, typed by relation over  ĥ_o, the entities and that subject fused in
 
-T^e ((|E| + 1) x d_t) embeds each token's entity tag (its entity's type, or none) and T^s (2 x d_t) whether the
-token is inside the subject. In training the tags come from the gold entities (appendix B) and every gold entity
-is a candidate subject for SOE (``training_subjects``); at inference they come from EE's and SE's predictions.
-Every turn is a ``SpanExtractionHead`` (appendix A, eqs. 12-15); the loss is L_e + L_s + L_o (eq. 15).
-
-Beyond the paper's text: eq. 12 scores every token by itself, and under late fusion only the subject's own tokens
-carry the subject tag, so a token's object score could not depend on where the subject is. Optional fusion
-encoders (any Seq2SeqEncoder, e.g. a one-layer BiLSTM) run over h_s and h_o before their heads, so every token sees
-the tags; they cost one small recurrent pass per candidate subject, not a new encoding of the sentence.
+How the entities and the subject are fused in is the ``fusion`` (joint_ere/modules/fusion): ``late`` (§3.4.2,
+tag embeddings beside one shared encoding) or ``early`` (§3.4.1, text markers and a new encoding). In training the
+prior information is the gold entities (appendix B) and every gold entity is a candidate subject for SOE
+(``training_subjects``); at inference it is EE's and SE's predictions. Every turn is a ``SpanExtractionHead``
+(appendix A, eqs. 12-15); the loss is L_e + L_s + L_o (eq. 15).
 
 A predicted relation is (subject span, object span, relation type); it is kept when both spans are entities that
 EE predicted (their types are EE's), so NER is EE's output and the document schema is unchanged.
 """
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from allennlp_light.modules import Seq2SeqEncoder
 from allennlp_light.nn import util
 from tango.common import Lazy
 
-from joint_ere.common.errors import ConfigurationError
+from joint_ere.common.errors import ConfigurationError, check_dimensions
 from joint_ere.data.document import Document, Entity, Relation
 from joint_ere.data.instance import ENTITY_LABELS, RELATION_LABELS
 from joint_ere.data.vocabulary import Vocabulary
-from joint_ere.models.model import Model, check_dimensions
+from joint_ere.models.model import Model
 from joint_ere.modules.encoders import MultiTaskEncoder
+from joint_ere.modules.fusion import ENTITY_TASKS, OBJECT_TASKS, SUBJECT_TASKS, EncodedText, Fusion, LateFusion, join
 from joint_ere.modules.heads import SpanExtractionHead
 from joint_ere.modules.token_embedders import TextFieldEmbedder
 
-ENTITY_TASKS = ("e", "es", "eo", "eso")  # eq. 11: what each turn reads of the encoder
-SUBJECT_TASKS = ("s", "es", "so", "eso")
-OBJECT_TASKS = ("o", "eo", "so", "eso")
 TRAINING_SUBJECTS = ("gold_entities", "gold_subjects")
 
 Span = Tuple[int, int]  # start, end (exclusive)
@@ -53,14 +45,10 @@ class CascadeSrn(Model):
     encoder : `MultiTaskEncoder`
         Three tasks named ``e, s, o``: ``srn`` with ``num_tasks: 3`` (optionally bidirectional), or ``shared``
         with ``num_tasks: 3`` (one BiLSTM for every task: the encoder ablation of Table 2).
-    type_embedding_dim : `int`, optional (default = `32`)
-        d_t, the size of the entity-tag and subject-tag embeddings.
+    fusion : `Fusion`, optional (default = `{"type": "late"}`)
+        ``late`` (its tag size and optional fusion encoders) or ``early`` (its markers); see their docstrings.
     entity_head, subject_head, object_head : `SpanExtractionHead`, optional
         Loss weights (alpha, beta, gamma of eq. 15) and thresholds of each turn; sizes are set by the model.
-    subject_fusion_encoder, object_fusion_encoder : `Seq2SeqEncoder`, optional
-        Run over h_s and h_o (inputs d_t + 4 d and 2 d_t + 4 d, d the encoder's output size); their outputs feed
-        the subject and object heads. Without them (the paper's equations taken literally) SOE cannot tell
-        subjects apart.
     training_subjects : `str`, optional (default = `"gold_entities"`)
         The candidate subjects SOE is trained on: every gold entity (the paper's answer to exposure bias) or only
         the gold subjects.
@@ -69,11 +57,10 @@ class CascadeSrn(Model):
     """
 
     def __init__(self, vocab: Vocabulary, text_field_embedder: TextFieldEmbedder, encoder: MultiTaskEncoder,
-                 type_embedding_dim: int = 32, entity_head: Lazy[SpanExtractionHead] = Lazy(SpanExtractionHead),
+                 fusion: Lazy[Fusion] = Lazy(LateFusion),
+                 entity_head: Lazy[SpanExtractionHead] = Lazy(SpanExtractionHead),
                  subject_head: Lazy[SpanExtractionHead] = Lazy(SpanExtractionHead),
                  object_head: Lazy[SpanExtractionHead] = Lazy(SpanExtractionHead),
-                 subject_fusion_encoder: Optional[Seq2SeqEncoder] = None,
-                 object_fusion_encoder: Optional[Seq2SeqEncoder] = None,
                  training_subjects: str = "gold_entities", dropout: float = 0.1) -> None:
         super().__init__(vocab)
         check_dimensions("model.encoder", encoder.get_input_dim(), "the text_field_embedder's output",
@@ -89,15 +76,10 @@ class CascadeSrn(Model):
         self.num_entity_types = vocab.get_vocab_size(ENTITY_LABELS)
         self.num_relations = vocab.get_vocab_size(RELATION_LABELS)
         size = encoder.get_output_dim()
-        self.entity_tag_embedding = torch.nn.Embedding(self.num_entity_types + 1, type_embedding_dim)  # T^e
-        self.subject_tag_embedding = torch.nn.Embedding(2, type_embedding_dim)  # T^s
-        self.subject_fusion = _fusion(subject_fusion_encoder, "model.subject_fusion_encoder",
-                                      type_embedding_dim + 4 * size)
-        self.object_fusion = _fusion(object_fusion_encoder, "model.object_fusion_encoder",
-                                     2 * type_embedding_dim + 4 * size)
+        self.fusion = fusion.construct(vocab=vocab, size=size, text_field_embedder=text_field_embedder)
         self.entity_head = entity_head.construct(input_dim=4 * size, num_labels=self.num_entity_types)
-        self.subject_head = subject_head.construct(input_dim=self.subject_fusion.get_output_dim(), num_labels=1)
-        self.object_head = object_head.construct(input_dim=self.object_fusion.get_output_dim(),
+        self.subject_head = subject_head.construct(input_dim=self.fusion.get_subject_dim(), num_labels=1)
+        self.object_head = object_head.construct(input_dim=self.fusion.get_object_dim(),
                                                  num_labels=self.num_relations)
         self.dropout = torch.nn.Dropout(dropout)
 
@@ -105,33 +87,37 @@ class CascadeSrn(Model):
                 relations: Optional[torch.Tensor] = None, metadata: Optional[List[Document]] = None,
                 **_: Any) -> Dict[str, Any]:
         mask = util.get_text_field_mask(tokens)
-        states = self.encoder(self.dropout(self.text_field_embedder(tokens)), mask)
-        states = {name: self.dropout(value) for name, value in states.items()}
+        text = EncodedText(tokens, mask, self._encode(tokens), self._encode)
         output: Dict[str, Any] = {"mask": mask, "metadata": metadata}
         # EE's scores serve both its loss (with gold) and the cascade at inference: computed once.
-        entity_output = self.entity_head(_join(states, ENTITY_TASKS), mask, entities)
+        entity_output = self.entity_head(join(text.states, ENTITY_TASKS), mask, entities)
         if entities is not None and relations is not None:
-            output.update(self._losses(states, entity_output["loss"], mask, entities, relations))
+            output.update(self._losses(text, entity_output["loss"], entities, relations))
         if not self.training:
-            output["predictions"] = self._cascade(states, entity_output, mask)
+            output["predictions"] = self._cascade(text, entity_output)
             if entities is not None:
                 self.score_predictions(output)
         return output
 
+    def _encode(self, tokens: Dict[str, Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+        """Embedder and encoder, with dropout on both: the plain text here, marked text in early fusion."""
+        states = self.encoder(self.dropout(self.text_field_embedder(tokens)), util.get_text_field_mask(tokens))
+        return {name: self.dropout(value) for name, value in states.items()}
+
     # -- training: every turn fed the gold prior information (appendix B) ----------------------------------------
-    def _losses(self, states: Dict[str, torch.Tensor], entity_loss: torch.Tensor, mask: torch.Tensor,
-                entities: torch.Tensor, relations: torch.Tensor) -> Dict[str, torch.Tensor]:
-        batch, length = mask.shape
+    def _losses(self, text: EncodedText, entity_loss: torch.Tensor, entities: torch.Tensor,
+                relations: torch.Tensor) -> Dict[str, torch.Tensor]:
+        mask = text.mask
+        batch = mask.size(0)
         all_entities = entities.tolist()  # the one host copy of the gold of this batch
         gold_entities = [[(s, e, label) for s, e, label in row if label >= 0] for row in all_entities]
         gold_relations = [[(tuple(row_entities[h][:2]), tuple(row_entities[t][:2]), label)
                            for h, t, label in row_relations if label >= 0]
                           for row_entities, row_relations in zip(all_entities, relations.tolist())]
 
-        tags = self._entity_tags(gold_entities, length, mask.device)
         subjects = [sorted({head for head, _, _ in row}) for row in gold_relations]
         subject_gold = _span_tensor([[(s, e, 0) for s, e in row] for row in subjects], mask.device)
-        subject_loss = self.subject_head(self._subject_states(states, tags, mask), mask, subject_gold)["loss"]
+        subject_loss = self.subject_head(self.fusion.subject_states(text, gold_entities), mask, subject_gold)["loss"]
 
         if self.training_subjects == "gold_entities":
             candidates = [sorted({(s, e) for s, e, _ in row}) for row in gold_entities]
@@ -142,57 +128,27 @@ class CascadeSrn(Model):
         if rows:
             objects = [[(t[0], t[1], label) for h, t, label in gold_relations[row] if h == span]
                        for row, span in zip(rows, spans)]
-            object_states = self._object_states(states, tags, mask, rows, spans)
+            object_states = self.fusion.object_states(text, gold_entities, rows, spans)
             object_loss = self.object_head(object_states, mask[rows], _span_tensor(objects, mask.device))["loss"]
         return {"ner_loss": entity_loss / batch, "re_loss": (subject_loss + object_loss) / batch,
                 "loss": (entity_loss + subject_loss + object_loss) / batch}
 
     # -- inference: EE -> SE -> SOE on the predictions of the turns before -------------------------------------
-    def _cascade(self, states: Dict[str, torch.Tensor], entity_output: Dict[str, torch.Tensor],
-                 mask: torch.Tensor) -> List[Dict[str, list]]:
+    def _cascade(self, text: EncodedText, entity_output: Dict[str, torch.Tensor]) -> List[Dict[str, list]]:
+        mask = text.mask
         entities = self.entity_head.decode(entity_output, mask)
-        tags = self._entity_tags([[(s, e, label) for s, e, label, _ in row] for row in entities], mask.size(1),
-                                 mask.device)
-        subject_states = self._subject_states(states, tags, mask)
+        typed = [[(s, e, label) for s, e, label, _ in row] for row in entities]
+        subject_states = self.fusion.subject_states(text, typed)
         subjects = self.subject_head.decode(self.subject_head(subject_states, mask), mask)
         rows, spans = _pairs([[(s, e) for s, e, _, _ in row] for row in subjects])
         relations: List[list] = [[] for _ in entities]
         if rows:
-            object_states = self._object_states(states, tags, mask, rows, spans)
+            object_states = self.fusion.object_states(text, typed, rows, spans)
             objects = self.object_head.decode(self.object_head(object_states, mask[rows]), mask[rows])
             for row, subject, found in zip(rows, spans, objects):
                 relations[row].extend((subject, (s, e), label, score) for s, e, label, score in found)
         return [{"entities": row_entities, "relations": row_relations}
                 for row_entities, row_relations in zip(entities, relations)]
-
-    # -- eq. 11 and the tags of §3.4.2 -----------------------------------------------------------------------------
-    def _entity_tags(self, spans: List[List[Tuple[int, int, int]]], length: int, device: torch.device) -> torch.Tensor:
-        """(B, T): 1 + the type of the entity a token is in, 0 outside entities. Where entities overlap, the
-        earliest-starting (longest on ties) keeps its tokens."""
-        tags = torch.zeros(len(spans), length, dtype=torch.long)
-        for row, row_spans in enumerate(spans):
-            for start, end, label in sorted(row_spans, key=lambda span: (span[0], -span[1])):
-                free = tags[row, start:end] == 0
-                tags[row, start:end][free] = label + 1
-        return tags.to(device)
-
-    def _subject_states(self, states: Dict[str, torch.Tensor], tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        fused = torch.cat([self.entity_tag_embedding(tags), _join(states, SUBJECT_TASKS)], dim=-1)
-        return self.subject_fusion(fused, mask)
-
-    def _object_states(self, states: Dict[str, torch.Tensor], tags: torch.Tensor, mask: torch.Tensor,
-                       rows: List[int], spans: List[Span]) -> torch.Tensor:
-        """h_o for every (sentence, candidate subject) pair, all pairs of the batch in one tensor (P, T, d)."""
-        length = tags.size(1)
-        positions = torch.arange(length, device=tags.device)
-        starts = torch.tensor([s for s, _ in spans], device=tags.device).unsqueeze(1)
-        ends = torch.tensor([e for _, e in spans], device=tags.device).unsqueeze(1)
-        inside = ((positions >= starts) & (positions < ends)).long()  # the subject tag of each token
-        index = torch.tensor(rows, device=tags.device)
-        shared = _join({name: states[name].index_select(0, index) for name in OBJECT_TASKS}, OBJECT_TASKS)
-        fused = torch.cat([self.entity_tag_embedding(tags.index_select(0, index)), shared,
-                           self.subject_tag_embedding(inside)], dim=-1)
-        return self.object_fusion(fused, mask.index_select(0, index))
 
     # -- documents ----------------------------------------------------------------------------------------------
     def make_output_human_readable(self, output_dict: Dict[str, Any]) -> List[Document]:
@@ -214,19 +170,6 @@ class CascadeSrn(Model):
                          if subject in index and obj in index and subject != obj]
             documents.append(self.predicted_document(source, length, entities, relations))
         return documents
-
-
-def _fusion(encoder: Optional[Seq2SeqEncoder], key: str, input_dim: int) -> Seq2SeqEncoder:
-    if encoder is None:
-        from allennlp_light.modules.seq2seq_encoders import PassThroughEncoder
-
-        return PassThroughEncoder(input_dim)
-    check_dimensions(key, encoder.get_input_dim(), "the fused states (eq. 11)", input_dim)
-    return encoder
-
-
-def _join(states: Dict[str, torch.Tensor], names: Sequence[str]) -> torch.Tensor:
-    return torch.cat([states[name] for name in names], dim=-1)
 
 
 def _pairs(candidates: List[List[Span]]) -> Tuple[List[int], List[Span]]:

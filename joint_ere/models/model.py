@@ -3,7 +3,6 @@ from typing import Any, Dict, List, Optional
 import torch
 from tango.common import Registrable
 
-from joint_ere.common.errors import ConfigurationError
 from joint_ere.data.document import Document, Entity, Relation
 from joint_ere.data.vocabulary import Vocabulary
 from joint_ere.metrics import EntityRelationMetrics
@@ -43,8 +42,3 @@ class Model(torch.nn.Module, Registrable):
     def get_metrics(self, reset: bool = False, per_type: bool = False) -> Dict[str, float]:
         return self.metrics.get_metric(reset=reset, per_type=per_type)
 
-
-def check_dimensions(key: str, got: int, what: str, expected: int) -> None:
-    """A config error naming ``key`` when a module's input size does not match what feeds it."""
-    if got != expected:
-        raise ConfigurationError(f"{key}: input dimension is {got}, but {what} has dimension {expected}")

@@ -16,11 +16,11 @@ from allennlp_light.modules import Seq2SeqEncoder
 from allennlp_light.nn import util
 from tango.common import Lazy
 
-from joint_ere.common.errors import ConfigurationError
+from joint_ere.common.errors import ConfigurationError, check_dimensions
 from joint_ere.data.document import Document, Entity, Relation
 from joint_ere.data.instance import ENTITY_LABELS, RELATION_LABELS
 from joint_ere.data.vocabulary import Vocabulary
-from joint_ere.models.model import Model, check_dimensions
+from joint_ere.models.model import Model
 from joint_ere.modules.table_scorer import row_blocks
 from joint_ere.modules.tagging import CrfTagDecoder, TagDecoder
 from joint_ere.modules.token_embedders import TextFieldEmbedder

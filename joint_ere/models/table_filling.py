@@ -16,10 +16,11 @@ from typing import Any, Dict, List, Optional
 import torch
 from allennlp_light.nn import util
 
+from joint_ere.common.errors import check_dimensions
 from joint_ere.data.document import Document, Entity, Relation
 from joint_ere.data.instance import ENTITY_LABELS, RELATION_LABELS
 from joint_ere.data.vocabulary import Vocabulary
-from joint_ere.models.model import Model, check_dimensions
+from joint_ere.models.model import Model
 from joint_ere.modules.encoders import MultiTaskEncoder
 from joint_ere.modules.table_scorer import TableScorer
 from joint_ere.modules.token_embedders import TextFieldEmbedder

@@ -3,8 +3,9 @@
 indexer of the same name are encoded (in overlapping windows when a sentence is longer than the model allows)
 and pooled back to one vector per word.
 """
+import copy
 import math
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from allennlp_light.modules import ScalarMix
@@ -43,7 +44,8 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
         if pooling not in POOLINGS:
             raise ConfigurationError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
         self.transformer = load_model(model_name, load_weights)
-        tokenizer = cached_tokenizer(model_name)
+        self.model_name = model_name
+        self.tokenizer = tokenizer = cached_tokenizer(model_name)
         self.cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
         self.sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -63,6 +65,35 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
 
     def get_output_dim(self) -> int:
         return self.output_dim
+
+    def add_special_tokens(self, names: List[str]) -> List[int]:
+        """
+        New special tokens (text markers, say) with embeddings of their own, trained with the transformer: added
+        to a private copy of the tokenizer (the indexer's is left alone, so no word of a text ever becomes a
+        marker) and appended as rows of the word-embedding matrix. Returns their ids, in the order of ``names``.
+        The same names in the same order give the same ids, so a model adding them in its constructor finds its
+        trained rows again when ``load_archive`` rebuilds it.
+        """
+        if self.tokenizer is cached_tokenizer(self.model_name):
+            self.tokenizer = copy.deepcopy(self.tokenizer)
+        known = set(self.tokenizer.get_vocab())
+        fresh = [name for name in dict.fromkeys(names) if name not in known]
+        if fresh:
+            self.tokenizer.add_tokens(fresh, special_tokens=True)
+            rows = self.transformer.get_input_embeddings().num_embeddings
+            self.transformer.resize_token_embeddings(max(rows, len(self.tokenizer)), mean_resizing=False)
+            self._initialise_rows(self.tokenizer.convert_tokens_to_ids(fresh))
+        return self.tokenizer.convert_tokens_to_ids(list(names))
+
+    @torch.no_grad()
+    def _initialise_rows(self, ids: List[int]) -> None:
+        """New rows start at the mean of the pretrained rows plus noise of their spread, as new vocabulary in
+        fine-tuning usually does, so the markers begin in the region the transformer's layers expect."""
+        weight = self.transformer.get_input_embeddings().weight
+        known = torch.ones(weight.size(0), dtype=torch.bool)
+        known[ids] = False
+        mean, spread = weight[known].mean(0), weight[known].std(0)
+        weight[ids] = mean + spread * torch.randn(len(ids), weight.size(1))
 
     def forward(self, token_ids: torch.Tensor, wordpiece_mask: torch.Tensor, offsets: torch.Tensor,
                 mask: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Cascade-SRN with late fusion: EE -> SE -> SOE span extraction over a three-task encoder."""
 import copy
+import shutil
 import json
 
 import pytest
@@ -10,6 +11,8 @@ from joint_ere.common.errors import ConfigurationError
 from joint_ere.common.params import construct
 from joint_ere.data import DatasetReader, SpertJsonReader, Vocabulary, batch_instances
 from joint_ere.models import CascadeSrn, Model
+from joint_ere.modules.fusion import EncodedText
+from joint_ere.modules.fusion.late import entity_tags
 from tests.conftest import FIXTURES, ROOT, needs_shared_data, tiny_config
 from tests.modules.test_transformer_embedder import tiny_bert  # noqa: F401  (a fixture)
 
@@ -27,10 +30,11 @@ def cascade_config(encoder=SRN3, fused=True, train=FIXTURES / "train.json", dev=
     config = tiny_config(train=train, dev=dev, epochs=epochs)
     size = 4 * (encoder.get("hidden_dim") or 2 * encoder["encoder"]["hidden_size"])
     config["model"] = {"type": "cascade_srn", "text_field_embedder": config["model"]["text_field_embedder"],
-                       "encoder": copy.deepcopy(encoder), "type_embedding_dim": TAGS, "dropout": 0.0}
+                       "encoder": copy.deepcopy(encoder), "fusion": {"type": "late", "type_embedding_dim": TAGS},
+                       "dropout": 0.0}
     if fused:
-        config["model"]["subject_fusion_encoder"] = fusion(TAGS + size)
-        config["model"]["object_fusion_encoder"] = fusion(2 * TAGS + size)
+        config["model"]["fusion"]["subject_encoder"] = fusion(TAGS + size)
+        config["model"]["fusion"]["object_encoder"] = fusion(2 * TAGS + size)
     config["model"].update(model_overrides)
     return config
 
@@ -75,9 +79,9 @@ def test_without_fusion_encoders_an_object_score_cannot_see_the_subject():
         model, _ = build(cascade_config(fused=fused))
         model.eval()
         states = {name: torch.randn(1, 6, 24) for name in ("e", "s", "o", "es", "eo", "so", "eso")}
-        tags = torch.zeros(1, 6, dtype=torch.long)
         mask = torch.ones(1, 6, dtype=torch.bool)
-        object_states = model._object_states(states, tags, mask, [0, 0], [(0, 1), (2, 3)])  # two subjects
+        text = EncodedText({}, mask, states, encode=None)
+        object_states = model.fusion.object_states(text, [[]], [0, 0], [(0, 1), (2, 3)])  # two subjects
         logits = model.object_head(object_states, mask.expand(2, -1))["start"]
         outside_both = logits[:, 3:]  # tokens 3-5 are in neither subject
         assert torch.allclose(outside_both[0], outside_both[1]) != fused
@@ -113,14 +117,13 @@ def test_bad_settings_name_their_key():
     with pytest.raises(ConfigurationError, match="model.training_subjects: 'all'"):
         build(cascade_config(training_subjects="all"))
     config = cascade_config()
-    config["model"]["object_fusion_encoder"]["input_size"] = 7
-    with pytest.raises(ConfigurationError, match="model.object_fusion_encoder: input dimension is 7"):
+    config["model"]["fusion"]["object_encoder"]["input_size"] = 7
+    with pytest.raises(ConfigurationError, match="model.fusion.object_encoder: input dimension is 7"):
         build(config)
 
 
 def test_entity_tags_let_the_earliest_longest_entity_keep_overlapping_tokens():
-    model, _ = build(cascade_config())
-    tags = model._entity_tags([[(1, 3, 1), (0, 2, 0), (4, 5, 2)], []], 6, torch.device("cpu"))
+    tags = entity_tags([[(1, 3, 1), (0, 2, 0), (4, 5, 2)], []], 6, torch.device("cpu"))
     assert tags.tolist() == [[1, 1, 2, 0, 3, 0], [0] * 6]
 
 
@@ -141,7 +144,10 @@ def test_relations_need_both_arguments_among_the_predicted_entities():
 
 CASCADE_CONFIGS = ["scierc_cascade_late.jsonnet", "scierc_cascade_late_bilstm.jsonnet",
                    "scierc_cascade_late_gold_subjects.jsonnet", "scierc_cascade_late_bisrn.jsonnet",
-                   "scierc_cascade_late_ee_alone.jsonnet",
+                   "scierc_cascade_late_ee_alone.jsonnet", "scierc_cascade_early.jsonnet",
+                   "scierc_cascade_early_subject_markers.jsonnet", "scierc_cascade_early_bilstm.jsonnet",
+                   "scierc_cascade_early_bisrn.jsonnet", "scierc_cascade_early_gold_subjects.jsonnet",
+                   "scierc_cascade_early_ee_alone.jsonnet",
                    "conll04_cascade_late.jsonnet"]
 
 
@@ -170,3 +176,108 @@ def test_scierc_cascade_reads_either_format(scierc_format, tiny_bert, tmp_path, 
     assert train_model(params, str(tmp_path / "never-written"), dry_run=True) is None
     statistics = json.loads(capsys.readouterr().out)["datasets"]
     assert [(s["sentences"], sum(s["relations"].values())) for s in statistics] == [(1861, 3219), (275, 455)]
+
+
+# -- early fusion -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fixture_bert(tmp_path_factory):
+    """A tiny random BERT whose vocabulary holds every word of the fixtures (lowercased)."""
+    from tests.modules.test_transformer_embedder import save_tiny_bert
+
+    words = sorted({token.lower() for path in (FIXTURES / "train.json", FIXTURES / "dev.json")
+                    for record in json.loads(path.read_text()) for token in record["tokens"]})
+    return save_tiny_bert(tmp_path_factory.mktemp("fixture_bert"), ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + words)
+
+
+def early_config(bert, markers="entity_and_subject", epochs=3, train=FIXTURES / "train.json",
+                 dev=FIXTURES / "dev.json"):
+    config = tiny_config(train=train, dev=dev, epochs=epochs)
+    transformer = {"type": "pretrained_transformer_mismatched", "model_name": bert}
+    config["dataset_reader"]["token_indexers"] = {"bert": transformer}
+    config["model"] = {"type": "cascade_srn", "dropout": 0.0,
+                       "text_field_embedder": {"token_embedders": {"bert": {**transformer, "pooling": "first"}}},
+                       "encoder": dict(SRN3), "fusion": {"type": "early", "markers": markers}}
+    config["trainer"]["optimizer"] = {"type": "adam", "lr": 0.003}
+    return config
+
+
+@pytest.mark.parametrize("markers", ["entity_and_subject", "subject"])
+def test_early_fusion_overfits_and_its_archive_predicts_without_the_transformer_folder(markers, tmp_path):
+    from tests.modules.test_transformer_embedder import save_tiny_bert
+
+    words = sorted({token.lower() for record in json.loads((FIXTURES / "train.json").read_text())
+                    for token in record["tokens"]})
+    bert = save_tiny_bert(tmp_path / "bert", ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + words)
+    config = early_config(bert, markers, epochs=60, dev=FIXTURES / "train.json")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["best_validation_ner_micro_f1"] == 1.0
+    assert metrics["best_validation_re_strict_micro_f1"] == 1.0
+
+    shutil.rmtree(bert)  # the archive alone: tokenizer, configuration, and the markers' trained rows
+    out = tmp_path / "evaluated.json"
+    assert main(["evaluate", str(tmp_path / "run" / "model.tar.gz"), str(FIXTURES / "train.json"),
+                 "--output-file", str(out)]) == 0
+    evaluated = json.loads(out.read_text())
+    assert evaluated["ner_micro_f1"] == 1.0 and evaluated["re_strict_micro_f1"] == 1.0
+
+
+class CountingEncoder(torch.nn.Module):
+    """Wraps a model's encoder and records the batch size of every call."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.inner = encoder
+        self.calls = []
+
+    def forward(self, inputs, mask):
+        self.calls.append(inputs.size(0))
+        return self.inner(inputs, mask)
+
+
+@pytest.mark.parametrize("markers, training_passes", [("entity_and_subject", 3), ("subject", 2)])
+def test_early_fusion_encodes_every_marked_sequence_of_a_batch_together(markers, training_passes, fixture_bert):
+    config = early_config(fixture_bert, markers)
+    model, vocab = build_transformer_model(config)
+    instances = read(config)
+    for instance in instances:
+        instance.index_fields(vocab)
+    batch = batch_instances(instances)
+    counting = CountingEncoder(model.encoder)
+    model._modules["encoder"] = counting
+    model.train()
+    model(**batch)
+    gold_entities = sum(len(instance.document.entities) for instance in instances)
+    # text, then text* (one per sentence), then text** (one per sentence and gold entity): one pass each
+    expected = [len(instances)] * (training_passes - 1) + [gold_entities]
+    assert counting.calls == expected
+
+    model.eval()
+    model.fusion.inference_batch_size = 2
+    model.subject_head.thresholds = (0.0, 0.0, 0.0)  # every span a subject: the most sequences there can be
+    counting.calls.clear()
+    with torch.no_grad():
+        model(tokens=batch["tokens"], metadata=batch["metadata"])  # no gold: the cascade alone
+    sentences = len(instances)
+    subjects = sum(len(instance) * (len(instance) + 1) // 2 for instance in instances)
+    assert counting.calls[0] == sentences  # the plain text, then text* and text** in passes of 2 sequences
+    assert sum(counting.calls[1:]) == subjects + (0 if markers == "subject" else sentences)
+    assert max(counting.calls[1:]) == 2
+
+
+def build_transformer_model(config):
+    vocab = Vocabulary.from_instances(read(config))
+    return construct(Model, config["model"], "model", vocab=vocab), vocab
+
+
+def test_early_fusion_needs_one_transformer_embedder():
+    config = cascade_config(fused=False)
+    config["model"]["fusion"] = {"type": "early"}
+    with pytest.raises(ConfigurationError, match="model.fusion: early fusion writes its markers as wordpieces") as error:
+        build(config)
+    assert "tokens: Embedding" in str(error.value) and "token_characters: TokenCharactersEncoder" in str(error.value)
+    config["model"]["fusion"] = {"type": "early", "markers": "entity"}
+    with pytest.raises(ConfigurationError, match="model.fusion.markers: 'entity' is not one of"):
+        build(config)

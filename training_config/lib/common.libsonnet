@@ -86,9 +86,12 @@ local glove_file = std.extVar('GLOVE_50D');
   // (hidden_dim; twice that for a bidirectional SRN or a BiLSTM). One-layer BiLSTMs over the fused subject and
   // object states let every token see the entity and subject tags (README, "Cascade-SRN").
   cascade_late(encoder, size, tags=32, fusion_hidden=150):: {
-    type: 'cascade_srn', encoder: encoder, type_embedding_dim: tags, dropout: 0.1,
-    subject_fusion_encoder: $.bilstm(tags + 4 * size, fusion_hidden, 1),
-    object_fusion_encoder: $.bilstm(2 * tags + 4 * size, fusion_hidden, 1),
+    type: 'cascade_srn', encoder: encoder, dropout: 0.1,
+    fusion: {
+      type: 'late', type_embedding_dim: tags,
+      subject_encoder: $.bilstm(tags + 4 * size, fusion_hidden, 1),
+      object_encoder: $.bilstm(2 * tags + 4 * size, fusion_hidden, 1),
+    },
   },
 
   // PFN's table-filling decoder over a two-task encoder.
