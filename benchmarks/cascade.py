@@ -1,12 +1,14 @@
 """
-Prediction speed of a Cascade-SRN archive against its own embedder + encoder forward over the same batches.
+Prediction speed of Cascade-SRN archives, each against its own embedder + encoder forward over the same batches.
 
-    JOINT_ERE_DATA=../shared/data python benchmarks/cascade.py runs/sc_late20/model.tar.gz \
-        [--data ../shared/data/scierc/dev_triples.json] [--batch-size 32] [--passes 5] [--cuda-device 0]
+    JOINT_ERE_DATA=../shared/data python benchmarks/cascade.py runs/sc_late/model.tar.gz \
+        [runs/sc_early/model.tar.gz ...] [--data ../shared/data/scierc/dev_triples.json] [--batch-size 32] [--passes 5] [--cuda-device 0]
 
 Batches are built once (sorted by length, as `allennlp predict` does). "cascade" times the whole model — EE, SE,
-SOE and decoding to documents; "bare" times only `text_field_embedder` + `encoder`, the part every variant of the
-model shares. Sentences/s are medians over the passes after one warm-up pass.
+SOE and decoding to documents (for early fusion, with every marked sequence's encoding); "bare" times only
+`text_field_embedder` + `encoder` over the plain text, the part every variant of the model shares. Sentences/s are
+medians over the passes after one warm-up pass. With several archives, ``over_first`` compares each one's cascade
+with the first's (early fusion against late fusion: the paper measured 1/33).
 """
 import argparse
 import json
@@ -38,13 +40,21 @@ def timed(passes: int, sentences: int, run: Callable[[], None], device: torch.de
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("archive")
+    parser.add_argument("archives", nargs="+")
     parser.add_argument("--data", default="../shared/data/scierc/dev_triples.json")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--passes", type=int, default=5)
     parser.add_argument("--cuda-device", type=int, default=-1)
     args = parser.parse_args()
-    archive = load_archive(args.archive, cuda_device=args.cuda_device)
+    report = [measure(archive, args) for archive in args.archives]
+    for result in report[1:]:
+        result["over_first"] = round(result["cascade_sentences_per_second"]
+                                     / report[0]["cascade_sentences_per_second"], 3)
+    print(json.dumps(report, indent=2))
+
+
+def measure(archive_path: str, args: argparse.Namespace) -> dict:
+    archive = load_archive(archive_path, cuda_device=args.cuda_device)
     model, reader = archive.model, archive.validation_dataset_reader
     device = next(model.parameters()).device
     instances = sorted(reader.read(args.data), key=len)
@@ -68,7 +78,8 @@ def main() -> None:
                 model.encoder(model.text_field_embedder(batch["tokens"]), mask)
 
     model.eval()
-    results = {"sentences": len(instances), "batch_size": args.batch_size, "device": str(device),
+    results = {"archive": archive_path, "fusion": type(getattr(model, "fusion", None)).__name__,
+               "sentences": len(instances), "batch_size": args.batch_size, "device": str(device),
                "threads": torch.get_num_threads()}
     for name, run in (("cascade", cascade), ("bare", bare)):
         rates = timed(args.passes, len(instances), run, device)
@@ -76,7 +87,7 @@ def main() -> None:
         results[f"{name}_range"] = [round(min(rates), 1), round(max(rates), 1)]
     results["cascade_over_bare"] = round(results["cascade_sentences_per_second"]
                                          / results["bare_sentences_per_second"], 3)
-    print(json.dumps(results, indent=2))
+    return results
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from joint_ere.modules.heads import SpanExtractionHead
 from joint_ere.modules.token_embedders import TextFieldEmbedder
 
 TRAINING_SUBJECTS = ("gold_entities", "gold_subjects")
+MISSING_ARGUMENTS = ("drop", "type_by_ee")
 
 Span = Tuple[int, int]  # start, end (exclusive)
 
@@ -52,6 +53,10 @@ class CascadeSrn(Model):
     training_subjects : `str`, optional (default = `"gold_entities"`)
         The candidate subjects SOE is trained on: every gold entity (the paper's answer to exposure bias) or only
         the gold subjects.
+    missing_arguments : `str`, optional (default = `"drop"`)
+        A predicted relation whose subject or object is not among EE's entities: ``drop`` the relation, or
+        ``type_by_ee`` (add the span as an entity of the type EE scores most probable for it, that probability its
+        score). Inference only; ``-o`` switches it on an archive.
     dropout : `float`, optional (default = `0.1`)
         On the embeddings and the encoder's representations.
     """
@@ -61,7 +66,8 @@ class CascadeSrn(Model):
                  entity_head: Lazy[SpanExtractionHead] = Lazy(SpanExtractionHead),
                  subject_head: Lazy[SpanExtractionHead] = Lazy(SpanExtractionHead),
                  object_head: Lazy[SpanExtractionHead] = Lazy(SpanExtractionHead),
-                 training_subjects: str = "gold_entities", dropout: float = 0.1) -> None:
+                 training_subjects: str = "gold_entities", missing_arguments: str = "drop",
+                 dropout: float = 0.1) -> None:
         super().__init__(vocab)
         check_dimensions("model.encoder", encoder.get_input_dim(), "the text_field_embedder's output",
                          text_field_embedder.get_output_dim())
@@ -72,7 +78,11 @@ class CascadeSrn(Model):
                                      f"{', '.join(TRAINING_SUBJECTS)}")
         self.text_field_embedder = text_field_embedder
         self.encoder = encoder
+        if missing_arguments not in MISSING_ARGUMENTS:
+            raise ConfigurationError(f"model.missing_arguments: {missing_arguments!r} is not one of "
+                                     f"{', '.join(MISSING_ARGUMENTS)}")
         self.training_subjects = training_subjects
+        self.missing_arguments = missing_arguments
         self.num_entity_types = vocab.get_vocab_size(ENTITY_LABELS)
         self.num_relations = vocab.get_vocab_size(RELATION_LABELS)
         size = encoder.get_output_dim()
@@ -147,8 +157,24 @@ class CascadeSrn(Model):
             objects = self.object_head.decode(self.object_head(object_states, mask[rows]), mask[rows])
             for row, subject, found in zip(rows, spans, objects):
                 relations[row].extend((subject, (s, e), label, score) for s, e, label, score in found)
+        if self.missing_arguments == "type_by_ee":
+            self._type_missing_arguments(entities, relations, entity_output["match"])
         return [{"entities": row_entities, "relations": row_relations}
                 for row_entities, row_relations in zip(entities, relations)]
+
+    @staticmethod
+    def _type_missing_arguments(entities: List[list], relations: List[list], match: torch.Tensor) -> None:
+        """Adds each relation argument EE did not predict to ``entities``, typed by EE's most probable match
+        (eq. 13) for that span. One lookup for the batch."""
+        missing = sorted({(row, *span) for row, row_relations in enumerate(relations)
+                          for subject, obj, _, _ in row_relations for span in (subject, obj)}
+                         - {(row, s, e) for row, row_entities in enumerate(entities) for s, e, _, _ in row_entities})
+        if not missing:
+            return
+        rows, starts, ends = (torch.tensor(column, device=match.device) for column in zip(*missing))
+        best, labels = torch.sigmoid(match[rows, starts, ends - 1].float()).max(-1)
+        for (row, start, end), label, score in zip(missing, labels.tolist(), best.tolist()):
+            entities[row].append((start, end, label, score))
 
     # -- documents ----------------------------------------------------------------------------------------------
     def make_output_human_readable(self, output_dict: Dict[str, Any]) -> List[Document]:

@@ -142,6 +142,19 @@ def test_relations_need_both_arguments_among_the_predicted_entities():
     assert [(r.type, r.head, r.tail, r.score) for r in document.relations] == [(relation_types[1], 0, 1, 0.7)]
 
 
+def test_type_by_ee_adds_a_missing_argument_with_ees_most_probable_type():
+    entities = [[(0, 2, 1, 0.9)], [(1, 2, 0, 0.8)]]
+    relations = [[((0, 2), (3, 5), 0, 0.7), ((3, 5), (0, 2), 1, 0.6)], [((1, 2), (1, 2), 0, 0.5)]]
+    match = torch.full((2, 6, 6, 3), -5.0)
+    match[0, 3, 4] = torch.tensor([0.0, -1.0, 2.0])  # the span (3, 5): type 2 with p = sigmoid(2)
+    CascadeSrn._type_missing_arguments(entities, relations, match)
+    assert entities[0][:1] == [(0, 2, 1, 0.9)] and entities[0][1][:3] == (3, 5, 2)  # added once, for two relations
+    assert entities[0][1][3] == pytest.approx(torch.sigmoid(torch.tensor(2.0)).item())
+    assert entities[1] == [(1, 2, 0, 0.8)]  # nothing was missing
+    with pytest.raises(ConfigurationError, match="model.missing_arguments: 'keep'"):
+        build(cascade_config(missing_arguments="keep"))
+
+
 CASCADE_CONFIGS = ["scierc_cascade_late.jsonnet", "scierc_cascade_late_bilstm.jsonnet",
                    "scierc_cascade_late_gold_subjects.jsonnet", "scierc_cascade_late_bisrn.jsonnet",
                    "scierc_cascade_late_ee_alone.jsonnet", "scierc_cascade_early.jsonnet",
