@@ -4,7 +4,11 @@ P/R/F1 for joint extraction, compared on decoded documents (DESIGN.md, "Metrics"
 - ``ner``: strict entities (span and type).
 - ``re``: relation boundaries, both argument spans and the relation type ("RE").
 - ``re_strict``: also both entity types ("RE+").
+- ``re_partial``: the last token of both arguments and the relation type (the "partial match" of NYT* and
+  WebNLG*, whose arguments are single words; exact match there is ``re``).
 
+Data with typed entities get ``ner, re, re_strict``; data with one entity type (NYT, WebNLG) get
+``ner, re, re_partial``: there RE+ would equal RE to the last digit, so it is not printed twice.
 Each has ``micro`` (pooled counts) and ``macro`` (mean over types of the per-type F1, over every type seen
 in gold or predictions); per-type values on request. Tuples are sets per document, so duplicates count once.
 Names: ``{ner,re,re_strict}_{micro,macro}_{precision,recall,f1}`` and ``{task}_{type}_{precision,recall,f1}``.
@@ -20,17 +24,19 @@ from typing import Dict, Iterable, List, Set, Tuple
 from joint_ere.data.document import Document
 
 TASKS = ("ner", "re", "re_strict")
+UNTYPED_TASKS = ("ner", "re", "re_partial")
 
 
 def _tuples(doc: Document) -> Dict[str, Set[Tuple]]:
     ents = doc.entities
     ner = {(e.start, e.end, e.type) for e in ents}
-    re_b, re_s = set(), set()
+    re_b, re_s, re_p = set(), set(), set()
     for r in doc.relations:
         head, tail = ents[r.head], ents[r.tail]
         re_b.add((head.start, head.end, tail.start, tail.end, r.type))
         re_s.add((head.start, head.end, head.type, tail.start, tail.end, tail.type, r.type))
-    return {"ner": ner, "re": re_b, "re_strict": re_s}
+        re_p.add((head.end - 1, tail.end - 1, r.type))
+    return {"ner": ner, "re": re_b, "re_strict": re_s, "re_partial": re_p}
 
 
 def prf(tp: int, fp: int, fn: int) -> Tuple[float, float, float]:
@@ -41,18 +47,22 @@ def prf(tp: int, fp: int, fn: int) -> Tuple[float, float, float]:
 
 
 class EntityRelationMetrics:
-    def __init__(self) -> None:
+    """``typed_entities``: whether the data's entities have more than one type (models pass it from their
+    vocabulary); it picks ``re_strict`` or ``re_partial``."""
+
+    def __init__(self, typed_entities: bool = True) -> None:
+        self.tasks = TASKS if typed_entities else UNTYPED_TASKS
         self.reset()
 
     def reset(self) -> None:
         # counts[task][type] = [tp, fp, fn]
-        self.counts: Dict[str, Dict[str, List[int]]] = {t: defaultdict(lambda: [0, 0, 0]) for t in TASKS}
+        self.counts: Dict[str, Dict[str, List[int]]] = {t: defaultdict(lambda: [0, 0, 0]) for t in self.tasks}
         self.triple_counts: Dict[str, List[int]] = {"in_triple": [0, 0, 0], "out_of_triple": [0, 0, 0]}
 
     def __call__(self, predicted: Iterable[Document], gold: Iterable[Document]) -> None:
         for pred_doc, gold_doc in zip(predicted, gold, strict=True):
             pred, true = _tuples(pred_doc), _tuples(gold_doc)
-            for task in TASKS:
+            for task in self.tasks:
                 table = self.counts[task]
                 for item in pred[task] & true[task]:
                     table[item[-1]][0] += 1
@@ -69,7 +79,7 @@ class EntityRelationMetrics:
 
     def get_metric(self, reset: bool = False, per_type: bool = False) -> Dict[str, float]:
         out: Dict[str, float] = {}
-        for task in TASKS:
+        for task in self.tasks:
             table = self.counts[task]
             totals = [sum(c[i] for c in table.values()) for i in range(3)]
             for name, value in zip(("precision", "recall", "f1"), prf(*totals)):

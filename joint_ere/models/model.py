@@ -4,6 +4,7 @@ import torch
 from tango.common import Registrable
 
 from joint_ere.data.document import Document, Entity, Relation
+from joint_ere.data.instance import ENTITY_LABELS
 from joint_ere.data.vocabulary import Vocabulary
 from joint_ere.metrics import EntityRelationMetrics
 
@@ -18,7 +19,7 @@ class Model(torch.nn.Module, Registrable):
     def __init__(self, vocab: Vocabulary) -> None:
         super().__init__()
         self.vocab = vocab
-        self.metrics = EntityRelationMetrics()
+        self.metrics = EntityRelationMetrics(typed_entities=vocab.get_vocab_size(ENTITY_LABELS) != 1)
 
     def forward(self, **batch: Any) -> Dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -27,7 +27,7 @@ from joint_ere.training.optimizers import AdamOptimizer, Optimizer
 
 logger = logging.getLogger(__name__)
 
-PROGRESS_METRICS = ("ner_micro_f1", "re_strict_micro_f1")
+PROGRESS_METRICS = ("ner_micro_f1", "re_strict_micro_f1", "re_partial_micro_f1")
 
 
 def resolve_device(cuda_device: Optional[Union[int, str]], key: str = "trainer.cuda_device") -> torch.device:

@@ -89,3 +89,43 @@ def test_ner_split_into_in_triple_and_out_of_triple_entities():
     assert (v["ner_out_of_triple_precision"], v["ner_out_of_triple_recall"]) == (0.5, pytest.approx(1 / 3))
     assert v["ner_in_triple_f1"] == 0.5 and v["ner_out_of_triple_f1"] == pytest.approx(0.4)
     assert "ner_in_triple_f1" not in metric.get_metric()  # only with the per-type breakdown
+
+
+def untyped(entities, relations=()):
+    return doc([("Entity", s, e) for s, e in entities], relations)
+
+
+def test_partial_and_exact_match_on_untyped_entities():
+    """NYT / WebNLG: one entity type; partial match compares the arguments' last tokens, exact match both spans."""
+    gold = untyped([(0, 2), (4, 5), (6, 7)], [("works_for", 0, 1), ("based_in", 1, 2), ("lives_in", 0, 2)])
+    predicted = untyped([(1, 2), (4, 5), (5, 7), (3, 5)],
+                        [("works_for", 0, 1),  # "Smith" for "John Smith": partial only
+                         ("based_in", 1, 2),  # "in Boston" for "Boston": partial only
+                         ("based_in", 3, 2),  # "for Acme" for "Acme", and the same last tokens again: a duplicate
+                         ("lives_in", 1, 2)])  # wrong head: neither
+    metric = EntityRelationMetrics(typed_entities=False)
+    metric([predicted], [gold])
+    v = metric.get_metric(per_type=True)
+    assert not any(key.startswith("re_strict") for key in v)  # RE+ is RE here: not printed twice
+    # partial: predicted {(1,4,works_for), (4,6,based_in), (4,6,lives_in)} (the duplicate counts once)
+    # gold {(1,4,works_for), (4,6,based_in), (1,6,lives_in)}: tp 2, fp 1, fn 1
+    assert (v["re_partial_micro_precision"], v["re_partial_micro_recall"]) == (pytest.approx(2 / 3),
+                                                                                pytest.approx(2 / 3))
+    assert v["re_partial_works_for_f1"] == 1.0 and v["re_partial_lives_in_f1"] == 0.0
+    # exact: only the spans as given count; no predicted relation has both spans right
+    assert (v["re_micro_precision"], v["re_micro_recall"], v["re_micro_f1"]) == (0.0, 0.0, 0.0)
+    assert v["ner_micro_precision"] == pytest.approx(1 / 4) and v["ner_micro_recall"] == pytest.approx(1 / 3)
+
+
+def test_models_pick_the_tasks_from_their_entity_vocabulary():
+    from joint_ere.data import Vocabulary
+    from joint_ere.models.model import Model
+
+    def tasks(types):
+        vocab = Vocabulary()
+        for name in types:
+            vocab.add_token_to_namespace(name, "entity_labels")
+        return Model(vocab).metrics.tasks
+
+    assert tasks(["Entity"]) == ("ner", "re", "re_partial")
+    assert tasks(["Peop", "Loc"]) == ("ner", "re", "re_strict")
