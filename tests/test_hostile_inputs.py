@@ -335,17 +335,17 @@ def test_an_unknown_predictor(archive, tmp_path, capsys):
 def test_a_5000_token_sentence_is_predicted(archive, tmp_path, monkeypatch):
     """The relation table of a long sentence is scored a block of rows at a time: no (pairs x hidden) block
     larger than CELLS_AT_ONCE is ever built, however many entities the sentence has."""
-    from joint_ere.models.multi_head_selection import MultiHeadSelection
+    from joint_ere.modules.heads import SelectionHead
     from joint_ere.modules.table_scorer import CELLS_AT_ONCE
 
     largest = []
-    score_pairs = MultiHeadSelection._score_pairs
+    score_pairs = SelectionHead.score
 
     def counting(self, head, tail):
         largest.append(head.shape[0] * head.shape[1] * tail.shape[1] * head.shape[2])
         return score_pairs(self, head, tail)
 
-    monkeypatch.setattr(MultiHeadSelection, "_score_pairs", counting)
+    monkeypatch.setattr(SelectionHead, "score", counting)
     words = ["Anna", "Lee", "lives", "in", "Paris", ".", "Acme", "Corp", "hired", "John", "Smith", "."]
     long = tmp_path / "long.jsonl"
     long.write_text(json.dumps({"tokens": [words[i % len(words)] for i in range(5000)]}) + "\n")

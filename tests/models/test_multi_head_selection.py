@@ -77,7 +77,7 @@ def untrained_model():
 def test_relation_targets_use_last_tokens():
     entities = torch.tensor([[[0, 2, 0], [3, 5, 1], [6, 7, 2]]])
     relations = torch.tensor([[[0, 1, 1], [1, 2, 0], [-1, -1, -1]]])
-    cells = untrained_model()._relation_cells(entities, relations)
+    cells = untrained_model().relation_head.gold_cells(entities, relations)
     assert cells.tolist() == [[0, 1, 4, 1], [0, 4, 6, 0]]
 
 
@@ -91,14 +91,15 @@ def test_long_sentences_are_scored_in_row_blocks_with_the_same_result(monkeypatc
     mask = torch.tensor([[True] * 9, [True] * 6 + [False] * 3])
     gold = torch.tensor([[0, 1, 4, 1], [0, 8, 2, 0], [1, 5, 0, 2]])
     spans = [(0, 2, 0), (3, 5, 1), (5, 6, 0), (7, 9, 1)]
-    torch.nn.init.zeros_(model.relation_scorer.bias)  # an untrained model: some pairs above 0.5, some below
-    whole_loss = model._relation_loss(head, tail, gold, mask)
-    whole_relations = model._entity_relations(head[0], tail[0], spans)
+    selection = model.relation_head
+    torch.nn.init.zeros_(selection.scorer.bias)  # an untrained model: some pairs above 0.5, some below
+    whole_loss = selection.loss(head, tail, gold, mask)
+    whole_relations = selection.entity_relations(head[0], tail[0], spans, 0.5)
     monkeypatch.setattr(table_scorer, "CELLS_AT_ONCE", 4 * 16 * 2)  # blocks of 2 head entities
     assert len(table_scorer.row_blocks(2, 9, 9, 16, training=False)) == 9  # the loss: one token row a block
     assert len(table_scorer.row_blocks(1, 4, 4, 16, training=False)) == 2  # decoding: 2 of the 4 entities
-    torch.testing.assert_close(model._relation_loss(head, tail, gold, mask), whole_loss)
-    blocked = model._entity_relations(head[0], tail[0], spans)
+    torch.testing.assert_close(selection.loss(head, tail, gold, mask), whole_loss)
+    blocked = selection.entity_relations(head[0], tail[0], spans, 0.5)
     assert 0 < len(blocked) < 4 * 3 * 3  # some of the ordered pairs of distinct entities, per relation
     assert [r[:3] for r in blocked] == [r[:3] for r in whole_relations]
     torch.testing.assert_close(torch.tensor([r[3] for r in blocked]), torch.tensor([r[3] for r in whole_relations]))

@@ -1,4 +1,5 @@
 """Decoder heads that models share: each ``forward(states, mask, gold) -> {logits..., "loss"}`` plus ``decode``."""
+from joint_ere.modules.heads.selection import SelectionHead
 from joint_ere.modules.heads.span_extraction import SpanExtractionHead
 
-__all__ = ["SpanExtractionHead"]
+__all__ = ["SelectionHead", "SpanExtractionHead"]

@@ -1,0 +1,103 @@
+r"""
+Multi-head selection (Bekoulis et al. 2018, eq. 4), the relation scorer of the Crone model and of RIN: for tokens
+i, j and relation r,
+
+    s(i, j, r) = V_r . f(W z_i + U z_j + b) + c_r,        P(head i, tail j, r) = sigmoid(s(i, j, r))
+
+with one sigmoid per cell, so a pair may hold several relations and a token several heads. A relation is anchored
+at the last token of each argument. ``W z_i + U z_j`` is a broadcast sum of two projections, so no
+(T x T x 2d) concatenation is built, and at inference the (T x T x hidden) table is built a block of rows at a
+time (``row_blocks``).
+"""
+from typing import List, Tuple
+
+import torch
+
+from joint_ere.common.errors import ConfigurationError
+from joint_ere.modules.table_scorer import row_blocks
+
+ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
+
+
+class SelectionHead(torch.nn.Module):
+    """
+    # Parameters
+
+    input_dim : `int`
+        Size of z.
+    num_labels : `int`
+        Relation types.
+    hidden_dim : `int`
+        Size of ``W z_i + U z_j``.
+    activation : `str`
+        f: ``relu`` or ``tanh``.
+    key : `str`
+        The config key that names ``activation``, for the error message.
+    """
+
+    def __init__(self, input_dim: int, num_labels: int, hidden_dim: int, activation: str = "relu",
+                 key: str = "model.activation") -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ConfigurationError(f"{key}: {activation!r} is not one of {sorted(ACTIVATIONS)}")
+        self.num_labels = num_labels
+        self.head_projection = torch.nn.Linear(input_dim, hidden_dim)  # W (with b)
+        self.tail_projection = torch.nn.Linear(input_dim, hidden_dim, bias=False)  # U
+        self.scorer = torch.nn.Linear(hidden_dim, max(1, num_labels))  # V, c
+        # Almost every (i, j, r) cell is negative; starting near P = 0.01 keeps the summed relation loss from
+        # swamping the NER loss in the first steps.
+        torch.nn.init.constant_(self.scorer.bias, -4.6)
+        self.activation = ACTIVATIONS[activation]
+
+    def project(self, z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``W z_i + b`` and ``U z_j``: (B, T, H) each."""
+        return self.head_projection(z), self.tail_projection(z)
+
+    def score(self, head: torch.Tensor, tail: torch.Tensor) -> torch.Tensor:
+        """s(i, j, r) for every i of ``head`` and j of ``tail``: (B, I, J, R) logits."""
+        return self.scorer(self.activation(head.unsqueeze(2) + tail.unsqueeze(1)))
+
+    @staticmethod
+    def gold_cells(entities: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
+        """The gold cells (sentence, last token of head, last token of tail, relation): (N, 4)."""
+        valid = relations[..., 2] >= 0
+        last_token = entities[..., 1] - 1  # (B, E)
+        head = last_token.gather(1, relations[..., 0].clamp(min=0))
+        tail = last_token.gather(1, relations[..., 1].clamp(min=0))
+        rows = torch.arange(entities.size(0), device=entities.device).unsqueeze(1).expand_as(head)
+        return torch.stack([rows[valid], head[valid], tail[valid], relations[..., 2][valid]], dim=1)
+
+    def loss(self, head: torch.Tensor, tail: torch.Tensor, gold: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Binary cross-entropy summed over the (B, T, T, R) table (row i the head token, column j the tail,
+        targets 1 at the ``gold`` cells); at inference a block of rows at a time, so memory stays bounded."""
+        batch, length, hidden = head.shape
+        total = head.new_zeros((), dtype=torch.float32)
+        for rows in row_blocks(batch, length, length, hidden, self.training):
+            logits = self.score(head[:, rows], tail).float()  # fp32 under AMP
+            target = torch.zeros_like(logits)
+            first, last = rows.start, rows.start + logits.size(1)
+            inside = gold[(gold[:, 1] >= first) & (gold[:, 1] < last)]
+            target[inside[:, 0], inside[:, 1] - first, inside[:, 2], inside[:, 3]] = 1.0
+            pairs = (mask[:, rows].unsqueeze(2) & mask.unsqueeze(1)).unsqueeze(-1).float()
+            total = total + torch.nn.functional.binary_cross_entropy_with_logits(logits, target, weight=pairs,
+                                                                                 reduction="sum")
+        return total
+
+    def entity_relations(self, head: torch.Tensor, tail: torch.Tensor, spans: List[tuple],
+                         threshold: float) -> List[tuple]:
+        """(head entity, tail entity, relation, probability) for every pair of one sentence's entities ``spans``
+        (through their last tokens) above ``threshold``. Only these E x E pairs are scored, not all T x T tokens,
+        and a block of head entities at a time, so a long sentence with many entities stays bounded."""
+        if not spans or not self.num_labels:
+            return []
+        last = torch.tensor([end - 1 for _, end, _ in spans], device=head.device)
+        heads, tails = head[last].unsqueeze(0), tail[last].unsqueeze(0)  # (1, E, H)
+        found = []
+        for rows in row_blocks(1, len(spans), len(spans), head.size(-1), training=False):
+            probs = torch.sigmoid(self.score(heads[:, rows], tails)[0].float())  # (rows, E, R)
+            above = (probs > threshold).nonzero()
+            values = probs[above[:, 0], above[:, 1], above[:, 2]].tolist()
+            for (row, column, label), probability in zip(above.tolist(), values):
+                if rows.start + row != column:
+                    found.append((rows.start + row, column, label, probability))
+        return found
