@@ -94,6 +94,30 @@ local glove_file = std.extVar('GLOVE_50D');
     },
   },
 
+  // RIN (issue #11): a BiLSTM over GloVe 50d + a character CNN, K rounds of interaction (README, "RIN").
+  rin(input_dim, hidden=100, rounds=3):: {
+    type: 'rin',
+    encoder: $.bilstm(input_dim, hidden, 1),
+    feature_dim: 100, relation_hidden_dim: 100, interaction_dim: 100, rounds: rounds, dropout: 0.3,
+    text_field_embedder: $.glove_and_chars_embedder(word_dropout=0.04, char_encoder='cnn'),
+  },
+  // The CasRel / CopyRE triple files of NYT and WebNLG: `folder` under the data root, exact or partial match,
+  // selected on the validation split by the matching metric.
+  casrel(folder, match, train='train'):: {
+    dataset_reader: {type: 'casrel_triples', match: match, token_indexers: $.glove_and_chars_indexers},
+    train_data_path: $.data('%s/%s_triples.json' % [folder, train]),
+    validation_data_path: $.data('%s/val_triples.json' % folder),
+    test_data_path: $.data('%s/test_triples.json' % folder),
+    evaluate_on_test: true,
+    data_loader: {batch_sampler: {type: 'bucket', batch_size: 32}},
+    trainer+: {
+      optimizer: {type: 'adam', lr: 1e-3},
+      num_epochs: 60,
+      patience: 15,
+      validation_metric: if match == 'partial' then '+re_partial_micro_f1' else '+re_micro_f1',
+    },
+  },
+
   // PFN's table-filling decoder over a two-task encoder.
   table_filling(encoder, hidden=300):: {type: 'table_filling', encoder: encoder, hidden_dim: hidden, dropout: 0.1},
 

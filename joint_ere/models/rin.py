@@ -1,0 +1,184 @@
+r"""
+RIN, the Recurrent Interaction Network (Sun et al., EMNLP 2020; slides in ``../shared/papers``): NER and RE share
+an encoder, and K rounds of an interaction module feed each word's relation scores and tag distribution back
+into the relation features.
+
+    H = [h_1 ... h_n] = Encoder(words)
+    H̃ = ReLU(W_r H + b_r)          relation features (f_r)        H̄ = ReLU(W_e H + b_e)   entity features (f_g)
+    NER   ȳ_i = softmax(W_g h̄_i + b_g)                           over BIOES tags
+    RE    p(<w_i, t, w_j>) = σ(W_p φ(W_m h̃_i + W_r' h̃_j + b) + b_t)     for every pair and relation (SelectionHead)
+    INT   ŷ_i = [max_j p(<w_i, t_1, w_j>), ..., max_j p(<w_i, t_l, w_j>)]
+          x_i = φ(W_a [ŷ_i ; ȳ_i ; h_i] + b_a)
+    GRU   z = σ(W_z [h̃ ; x])    u = σ(W_u [h̃ ; x])    ȟ = tanh(W_o [u * h̃ ; x])    h̃ <- (1 - z) * h̃ + z * ȟ
+
+INT and GRU run ``rounds`` (K) times; NER and RE are scored on the last features, and the loss is NER cross-entropy
+plus RE binary cross-entropy over every (w, t, w') (both summed, divided by the batch size). K = 0 is the paper's
+BiLSTM_s baseline. φ is ReLU. The official code differs from the slides (no W_a: two GRU cells, one fed ŷ and
+one ȳ, whose outputs are added to H, updating H̄ too); this follows the slides.
+
+Decoding: the entities are the BIOES spans of the NER tags; every (i, t, j) cell above ``relation_threshold``
+(i != j) is a triple, as RIN's evaluation counts them, and its arguments are the predicted entities ending at
+tokens i and j, or a one-token entity there when NER predicted none (typed by the token's most probable tag).
+"""
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from allennlp_light.modules import Seq2SeqEncoder
+from allennlp_light.nn import util
+
+from joint_ere.common.errors import ConfigurationError, check_dimensions
+from joint_ere.data.document import Document, Entity, Relation
+from joint_ere.data.instance import ENTITY_LABELS, RELATION_LABELS
+from joint_ere.data.vocabulary import Vocabulary
+from joint_ere.models.model import Model
+from joint_ere.modules.heads import SelectionHead
+from joint_ere.modules.table_scorer import row_blocks
+from joint_ere.modules.tagging import SoftmaxTagDecoder
+from joint_ere.modules.token_embedders import TextFieldEmbedder
+
+
+class InteractionUpdate(torch.nn.Module):
+    """INT and GRU of one round: the interaction feature x from ŷ, ȳ and h, then the gated update of h̃."""
+
+    def __init__(self, num_relations: int, num_tags: int, encoder_dim: int, feature_dim: int,
+                 interaction_dim: int) -> None:
+        super().__init__()
+        self.interaction = torch.nn.Linear(num_relations + num_tags + encoder_dim, interaction_dim)  # W_a, b_a
+        self.update_gate = torch.nn.Linear(feature_dim + interaction_dim, feature_dim)  # W_z
+        self.reset_gate = torch.nn.Linear(feature_dim + interaction_dim, feature_dim)  # W_u
+        self.candidate = torch.nn.Linear(feature_dim + interaction_dim, feature_dim)  # W_o
+
+    def forward(self, features: torch.Tensor, relation_max: torch.Tensor, tag_distribution: torch.Tensor,
+                encoded: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.interaction(torch.cat([relation_max, tag_distribution, encoded], dim=-1)))
+        joined = torch.cat([features, x], dim=-1)
+        z = torch.sigmoid(self.update_gate(joined))
+        u = torch.sigmoid(self.reset_gate(joined))
+        candidate = torch.tanh(self.candidate(torch.cat([u * features, x], dim=-1)))
+        return (1 - z) * features + z * candidate
+
+
+@Model.register("rin")
+class RecurrentInteractionNetwork(Model):
+    """
+    # Parameters
+
+    text_field_embedder : `TextFieldEmbedder`
+        Words and characters (GloVe + a character CNN), or a transformer.
+    encoder : `Seq2SeqEncoder`
+        The shared encoder (the paper: one BiLSTM).
+    feature_dim : `int`, optional (default = `100`)
+        Size of H̃ and H̄.
+    relation_hidden_dim : `int`, optional (default = `100`)
+        Size of ``W_m h̃_i + W_r' h̃_j``.
+    interaction_dim : `int`, optional (default = `100`)
+        Size of x.
+    rounds : `int`, optional (default = `3`)
+        K; 0 for the BiLSTM_s baseline.
+    dropout : `float`, optional (default = `0.1`)
+        On the embeddings and the encoder's output.
+    relation_threshold : `float`, optional (default = `0.5`)
+    """
+
+    def __init__(self, vocab: Vocabulary, text_field_embedder: TextFieldEmbedder, encoder: Seq2SeqEncoder,
+                 feature_dim: int = 100, relation_hidden_dim: int = 100, interaction_dim: int = 100,
+                 rounds: int = 3, dropout: float = 0.1, relation_threshold: float = 0.5) -> None:
+        super().__init__(vocab)
+        check_dimensions("model.encoder", encoder.get_input_dim(), "the text_field_embedder's output",
+                         text_field_embedder.get_output_dim())
+        if rounds < 0:
+            raise ConfigurationError(f"model.rounds must be 0 or more, not {rounds}")
+        self.text_field_embedder = text_field_embedder
+        self.encoder = encoder
+        size = encoder.get_output_dim()
+        self.relation_features = torch.nn.Linear(size, feature_dim)  # f_r: W_r, b_r
+        self.entity_features = torch.nn.Linear(size, feature_dim)  # f_g: W_e, b_e
+        self.ner_decoder = SoftmaxTagDecoder(feature_dim, vocab, label_encoding="BIOUL")  # W_g, b_g; BIOES
+        self.scheme = self.ner_decoder.scheme
+        self.num_relations = vocab.get_vocab_size(RELATION_LABELS)
+        self.relation_head = SelectionHead(feature_dim, self.num_relations, relation_hidden_dim, "relu")
+        self.update = InteractionUpdate(max(1, self.num_relations), self.ner_decoder.num_tags, size, feature_dim,
+                                        interaction_dim)
+        self.rounds = rounds
+        self.dropout = torch.nn.Dropout(dropout)
+        self.relation_threshold = relation_threshold
+
+    def forward(self, tokens: Dict[str, Dict[str, torch.Tensor]], entities: Optional[torch.Tensor] = None,
+                relations: Optional[torch.Tensor] = None, metadata: Optional[List[Document]] = None,
+                **_: Any) -> Dict[str, Any]:
+        mask = util.get_text_field_mask(tokens)
+        batch, length = mask.shape
+        encoded = self.dropout(self.encoder(self.dropout(self.text_field_embedder(tokens)), mask))  # H
+        features = torch.relu(self.relation_features(encoded))  # H̃
+        tag_logits = self.ner_decoder(torch.relu(self.entity_features(encoded)))  # from H̄
+        tag_distribution = torch.softmax(tag_logits, dim=-1)  # ȳ
+        for _ in range(self.rounds):
+            head, tail = self.relation_head.project(features)
+            features = self.update(features, self.relation_max(head, tail, mask), tag_distribution, encoded)
+        head, tail = self.relation_head.project(features)
+        output: Dict[str, Any] = {"mask": mask, "tag_logits": tag_logits, "head": head, "tail": tail,
+                                  "metadata": metadata}
+        if entities is not None and relations is not None:
+            gold_tags = self.scheme.spans_to_tags(entities, length)
+            ner_loss = self.ner_decoder.loss(tag_logits.float(), gold_tags, mask) / batch
+            gold_cells = self.relation_head.gold_cells(entities, relations)
+            re_loss = self.relation_head.loss(head, tail, gold_cells, mask) / batch
+            output.update(ner_loss=ner_loss, re_loss=re_loss, loss=ner_loss + re_loss)
+            self.score_predictions(output)
+        return output
+
+    def relation_max(self, head: torch.Tensor, tail: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """ŷ: for each word i and relation t, the largest p(<w_i, t, w_j>) over the real words j: (B, T, R).
+        A block of rows at a time at inference."""
+        batch, length, hidden = head.shape
+        real = mask[:, None, :, None]
+        parts = []
+        for rows in row_blocks(batch, length, length, hidden, self.training):
+            probabilities = torch.sigmoid(self.relation_head.score(head[:, rows], tail))
+            parts.append(probabilities.masked_fill(~real, 0.0).amax(dim=2))
+        return torch.cat(parts, dim=1)
+
+    # -- documents ----------------------------------------------------------------------------------------
+    def make_output_human_readable(self, output_dict: Dict[str, Any]) -> List[Document]:
+        mask = output_dict["mask"]
+        tag_probabilities = torch.softmax(output_dict["tag_logits"].float(), dim=-1)
+        tags = self.ner_decoder.decode(output_dict["tag_logits"], mask)
+        chosen = tag_probabilities.gather(2, tags.unsqueeze(2)).squeeze(2).cpu()
+        best_entity_tag = (tag_probabilities[..., 1:].argmax(-1) + 1).cpu().tolist()  # for argument-only tokens
+        lengths = mask.sum(1).tolist()
+        entity_labels = self.vocab.get_index_to_token_vocabulary(ENTITY_LABELS)
+        relation_labels = self.vocab.get_index_to_token_vocabulary(RELATION_LABELS)
+        metadata = output_dict.get("metadata") or [None] * len(lengths)
+        documents = []
+        for row, (length, source) in enumerate(zip(lengths, metadata)):
+            spans = self.scheme.tags_to_spans(tags[row, :length].tolist())
+            entities = [Entity(entity_labels[label], start, end, chosen[row, start:end].mean().item())
+                        for start, end, label in spans]
+            ending_at = {end - 1: index for index, (_, end, _) in enumerate(spans)}
+            relations = []
+            for first, second, label, probability in self._cells(output_dict["head"][row, :length],
+                                                                 output_dict["tail"][row, :length]):
+                arguments = []
+                for token in (first, second):
+                    if token not in ending_at:  # a relation argument NER did not find: a one-token entity
+                        ending_at[token] = len(entities)
+                        entity_label = divmod(best_entity_tag[row][token] - 1, self.scheme.width)[0]
+                        entities.append(Entity(entity_labels[entity_label], token, token + 1,
+                                               tag_probabilities[row, token, best_entity_tag[row][token]].item()))
+                    arguments.append(ending_at[token])
+                relations.append(Relation(relation_labels[label], *arguments, probability))
+            documents.append(self.predicted_document(source, length, entities, relations))
+        return documents
+
+    def _cells(self, head: torch.Tensor, tail: torch.Tensor) -> List[Tuple[int, int, int, float]]:
+        """(i, j, relation, probability) of one sentence's cells above the threshold, i != j."""
+        if not self.num_relations:
+            return []
+        found = []
+        for rows in row_blocks(1, head.size(0), head.size(0), head.size(-1), training=False):
+            probabilities = torch.sigmoid(self.relation_head.score(head[None, rows], tail[None])[0].float())
+            above = (probabilities > self.relation_threshold).nonzero()
+            values = probabilities[above[:, 0], above[:, 1], above[:, 2]].tolist()
+            found.extend((rows.start + i, j, label, p) for (i, j, label), p in zip(above.tolist(), values)
+                         if rows.start + i != j)
+        return found

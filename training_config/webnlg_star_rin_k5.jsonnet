@@ -1,0 +1,2 @@
+// RIN's K ablation on WebNLG*: 5 round(s) of interaction.
+(import 'webnlg_star_rin.jsonnet') + {model+: {rounds: 5}}
