@@ -5,7 +5,7 @@ Saved as one ``<namespace>.txt`` per namespace plus ``non_padded_namespaces.txt`
 """
 import os
 from collections import Counter, defaultdict
-from typing import Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from tango.common import Registrable
 
@@ -30,6 +30,11 @@ class Vocabulary(Registrable):
         Keep a token of a namespace only if it occurs at least this often, e.g. ``{"tokens": 2}``.
     max_vocab_size : `Dict[str, int]`, optional
         Keep at most this many of the most frequent tokens per namespace.
+    label_files : `Dict[str, str]`, optional
+        Fix a label namespace from a file instead of the data, e.g. ``{"relation_labels": ".../rel2id.json"}``:
+        every label listed gets its id in the file's order (so a label absent from a split still has one), and a
+        label of the data that the file lacks is an error. The file is a JSON object ``{label: id}``, CasRel's
+        ``[{label: id}, {id: label}]``, or a JSON list of labels.
     """
 
     default_implementation = "from_instances"
@@ -94,11 +99,25 @@ class Vocabulary(Registrable):
 
     @classmethod
     def from_instances(cls, instances: Iterable, min_count: Optional[Dict[str, int]] = None,
-                       max_vocab_size: Optional[Dict[str, int]] = None) -> "Vocabulary":
+                       max_vocab_size: Optional[Dict[str, int]] = None,
+                       label_files: Optional[Dict[str, str]] = None) -> "Vocabulary":
         counter: Dict[str, Counter] = defaultdict(Counter)
         for instance in instances:
             instance.count_vocab_items(counter)
-        return cls.from_counter(counter, min_count, max_vocab_size)
+        fixed = {namespace: read_label_file(path, f"vocabulary.label_files.{namespace}")
+                 for namespace, path in (label_files or {}).items()}
+        for namespace, labels in fixed.items():
+            unknown = sorted(set(counter.get(namespace, {})) - set(labels))
+            if unknown:
+                raise ConfigurationError(f"vocabulary.label_files.{namespace}: {label_files[namespace]} lacks "
+                                         f"{len(unknown)} label(s) of the data: {', '.join(unknown[:10])}")
+            counter.pop(namespace, None)
+        vocab = cls.from_counter(counter, min_count, max_vocab_size)
+        for namespace, labels in fixed.items():
+            vocab._namespace(namespace)
+            for label in labels:
+                vocab.add_token_to_namespace(label, namespace)
+        return vocab
 
     def save_to_files(self, directory: str) -> None:
         os.makedirs(directory, exist_ok=True)
@@ -133,6 +152,39 @@ class Vocabulary(Registrable):
     def __repr__(self) -> str:
         sizes = ", ".join(f"{ns}: {self.get_vocab_size(ns)}" for ns in self.namespaces)
         return f"Vocabulary({sizes})"
+
+
+def read_label_file(path: str, key: str) -> List[str]:
+    """The labels of a ``label_files`` entry, in id order."""
+    from joint_ere.common.files import read_json
+    from joint_ere.data.readers.dataset_reader import resolve_path
+
+    try:
+        content = read_json(resolve_path(path))
+    except Exception as error:
+        raise ConfigurationError(f"{key}: {error}") from None
+    def ordered(mapping: Any) -> Optional[List[str]]:
+        """{label: id} or {"id": label} in id order; None for anything else."""
+        if not isinstance(mapping, dict) or not mapping:
+            return None
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in mapping.values()):
+            return sorted(mapping, key=mapping.__getitem__)
+        if all(isinstance(v, str) and k.isdigit() for k, v in mapping.items()):
+            return [mapping[k] for k in sorted(mapping, key=int)]
+        return None
+
+    candidates = content if isinstance(content, list) and any(isinstance(c, dict) for c in content) else [content]
+    found = [labels for labels in map(ordered, candidates) if labels is not None]
+    if found:
+        labels = found[0]  # CasRel's rel2id.json holds both directions: [{label: id}, {id: label}]
+    elif isinstance(content, list) and all(isinstance(v, str) for v in content):
+        labels = list(content)
+    else:
+        raise ConfigurationError(f"{key}: {path} is neither {{label: id}}, {{id: label}}, CasRel's list of both, "
+                                 f"nor a list of labels")
+    if not labels or len(set(labels)) != len(labels):
+        raise ConfigurationError(f"{key}: {path} lists no labels, or one twice")
+    return labels
 
 
 Vocabulary.register("from_instances", constructor="from_instances")(Vocabulary)

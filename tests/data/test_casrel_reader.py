@@ -123,3 +123,34 @@ def test_shipped_files_read_completely(folder, match, split, sentences, unique):
     assert len(documents) == sentences
     assert sum(len(d.relations) for d in documents) == unique
     assert reader.reports[path].not_found == 0
+
+
+def test_a_label_file_fixes_the_relation_vocabulary(tmp_path):
+    from joint_ere.data import Vocabulary
+
+    instances = CasRelTriplesReader().read(write(tmp_path, RECORDS))
+    rel2id = tmp_path / "rel2id.json"
+    rel2id.write_text(json.dumps([{"partOf": 1, "locatedIn": 0, "near": 3, "knows": 2, "unused": 4},
+                                  {"0": "locatedIn"}]))
+    vocab = Vocabulary.from_instances(instances, label_files={"relation_labels": str(rel2id)})
+    assert vocab.get_index_to_token_vocabulary("relation_labels") == {
+        0: "locatedIn", 1: "partOf", 2: "knows", 3: "near", 4: "unused"}
+    assert vocab.get_vocab_size("entity_labels") == 1  # other namespaces still come from the data
+    rel2id.write_text(json.dumps(["locatedIn", "near"]))
+    with pytest.raises(ConfigurationError, match=r"vocabulary.label_files.relation_labels: .* lacks 2 label\(s\) "
+                                                 r"of the data: knows, partOf"):
+        Vocabulary.from_instances(instances, label_files={"relation_labels": str(rel2id)})
+    rel2id.write_text(json.dumps({"a": "b"}))
+    with pytest.raises(ConfigurationError, match="is neither"):
+        Vocabulary.from_instances(instances, label_files={"relation_labels": str(rel2id)})
+
+
+@needs_shared_data
+def test_nyt_relations_come_from_rel2id_also_those_a_split_lacks():
+    from joint_ere.data import Vocabulary
+
+    instances = CasRelTriplesReader().read(str(SHARED_DATA / "nyt" / "val_triples.json"))
+    assert len({r.type for i in instances for r in i.document.relations}) == 22
+    vocab = Vocabulary.from_instances(instances, label_files={"relation_labels": str(SHARED_DATA / "nyt" /
+                                                                                     "rel2id.json")})
+    assert vocab.get_vocab_size("relation_labels") == 24

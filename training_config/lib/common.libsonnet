@@ -109,6 +109,8 @@ local glove_file = std.extVar('GLOVE_50D');
     validation_data_path: $.data('%s/val_triples.json' % folder),
     test_data_path: $.data('%s/test_triples.json' % folder),
     evaluate_on_test: true,
+    // every relation of rel2id.json has an id, also those a split lacks (NYT: 24 listed, 22 used)
+    vocabulary: {label_files: {relation_labels: $.data('%s/rel2id.json' % folder)}},
     data_loader: {batch_sampler: {type: 'bucket', batch_size: 32}},
     trainer+: {
       optimizer: {type: 'adam', lr: 1e-3},
