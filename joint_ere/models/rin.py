@@ -11,6 +11,10 @@ into the relation features.
           x_i = φ(W_a [ŷ_i ; ȳ_i ; h_i] + b_a)
     GRU   z = σ(W_z [h̃ ; x])    u = σ(W_u [h̃ ; x])    ȟ = tanh(W_o [u * h̃ ; x])    h̃ <- (1 - z) * h̃ + z * ȟ
 
+Beyond the paper: ``task_encoder`` (a two-task encoder of the library: ``pfn``, ``srn``, ``shared``) in place of
+``encoder`` gives the projections partitioned states: f_g reads [h_e ; h_er], f_r reads [h_r ; h_er], and INT's
+h is [h_e ; h_r ; h_er].
+
 INT and GRU run ``rounds`` (K) times; NER and RE are scored on the last features, and the loss is NER cross-entropy
 plus RE binary cross-entropy over every (w, t, w') (both summed, divided by the batch size). K = 0 is the paper's
 BiLSTM_s baseline. φ is ReLU. The official code differs from the slides (no W_a: two GRU cells, one fed ŷ and
@@ -31,10 +35,13 @@ from joint_ere.data.document import Document, Entity, Relation
 from joint_ere.data.instance import ENTITY_LABELS, RELATION_LABELS
 from joint_ere.data.vocabulary import Vocabulary
 from joint_ere.models.model import Model
+from joint_ere.modules.encoders import MultiTaskEncoder
 from joint_ere.modules.heads import SelectionHead
 from joint_ere.modules.table_scorer import row_blocks
 from joint_ere.modules.tagging import SoftmaxTagDecoder
 from joint_ere.modules.token_embedders import TextFieldEmbedder
+
+TASKS = ("e", "r", "er")  # what a two-task encoder gives RIN
 
 
 class InteractionUpdate(torch.nn.Module):
@@ -65,8 +72,10 @@ class RecurrentInteractionNetwork(Model):
 
     text_field_embedder : `TextFieldEmbedder`
         Words and characters (GloVe + a character CNN), or a transformer.
-    encoder : `Seq2SeqEncoder`
+    encoder : `Seq2SeqEncoder`, optional
         The shared encoder (the paper: one BiLSTM).
+    task_encoder : `MultiTaskEncoder`, optional
+        Instead of ``encoder``: two tasks ``e`` and ``r`` (e.g. ``pfn``, or ``srn`` with ``num_tasks: 2``).
     feature_dim : `int`, optional (default = `100`)
         Size of H̃ and H̄.
     relation_hidden_dim : `int`, optional (default = `100`)
@@ -80,19 +89,28 @@ class RecurrentInteractionNetwork(Model):
     relation_threshold : `float`, optional (default = `0.5`)
     """
 
-    def __init__(self, vocab: Vocabulary, text_field_embedder: TextFieldEmbedder, encoder: Seq2SeqEncoder,
+    def __init__(self, vocab: Vocabulary, text_field_embedder: TextFieldEmbedder,
+                 encoder: Optional[Seq2SeqEncoder] = None, task_encoder: Optional[MultiTaskEncoder] = None,
                  feature_dim: int = 100, relation_hidden_dim: int = 100, interaction_dim: int = 100,
                  rounds: int = 3, dropout: float = 0.1, relation_threshold: float = 0.5) -> None:
         super().__init__(vocab)
-        check_dimensions("model.encoder", encoder.get_input_dim(), "the text_field_embedder's output",
+        if (encoder is None) == (task_encoder is None):
+            raise ConfigurationError("model: give exactly one of encoder and task_encoder")
+        key = "model.encoder" if encoder is not None else "model.task_encoder"
+        shared = encoder if encoder is not None else task_encoder
+        check_dimensions(key, shared.get_input_dim(), "the text_field_embedder's output",
                          text_field_embedder.get_output_dim())
+        if task_encoder is not None:
+            task_encoder.check_provides(key, "rin", 2, TASKS)
         if rounds < 0:
             raise ConfigurationError(f"model.rounds must be 0 or more, not {rounds}")
         self.text_field_embedder = text_field_embedder
         self.encoder = encoder
-        size = encoder.get_output_dim()
-        self.relation_features = torch.nn.Linear(size, feature_dim)  # f_r: W_r, b_r
-        self.entity_features = torch.nn.Linear(size, feature_dim)  # f_g: W_e, b_e
+        self.task_encoder = task_encoder
+        size = shared.get_output_dim()
+        task_size, size = (size, size) if task_encoder is None else (2 * size, 3 * size)
+        self.relation_features = torch.nn.Linear(task_size, feature_dim)  # f_r: W_r, b_r
+        self.entity_features = torch.nn.Linear(task_size, feature_dim)  # f_g: W_e, b_e
         self.ner_decoder = SoftmaxTagDecoder(feature_dim, vocab, label_encoding="BIOUL")  # W_g, b_g; BIOES
         self.scheme = self.ner_decoder.scheme
         self.num_relations = vocab.get_vocab_size(RELATION_LABELS)
@@ -108,9 +126,9 @@ class RecurrentInteractionNetwork(Model):
                 **_: Any) -> Dict[str, Any]:
         mask = util.get_text_field_mask(tokens)
         batch, length = mask.shape
-        encoded = self.dropout(self.encoder(self.dropout(self.text_field_embedder(tokens)), mask))  # H
-        features = torch.relu(self.relation_features(encoded))  # H̃
-        tag_logits = self.ner_decoder(torch.relu(self.entity_features(encoded)))  # from H̄
+        entity_input, relation_input, encoded = self._encode(self.dropout(self.text_field_embedder(tokens)), mask)
+        features = torch.relu(self.relation_features(relation_input))  # H̃
+        tag_logits = self.ner_decoder(torch.relu(self.entity_features(entity_input)))  # from H̄
         tag_distribution = torch.softmax(tag_logits, dim=-1)  # ȳ
         for _ in range(self.rounds):
             head, tail = self.relation_head.project(features)
@@ -126,6 +144,15 @@ class RecurrentInteractionNetwork(Model):
             output.update(ner_loss=ner_loss, re_loss=re_loss, loss=ner_loss + re_loss)
             self.score_predictions(output)
         return output
+
+    def _encode(self, embedded: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What f_g and f_r read, and INT's h: H three times, or the partitioned states."""
+        if self.encoder is not None:
+            encoded = self.dropout(self.encoder(embedded, mask))
+            return encoded, encoded, encoded
+        states = {name: self.dropout(value) for name, value in self.task_encoder(embedded, mask).items()}
+        e, r, er = (states[name] for name in TASKS)
+        return torch.cat([e, er], -1), torch.cat([r, er], -1), torch.cat([e, r, er], -1)
 
     def relation_max(self, head: torch.Tensor, tail: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """ŷ: for each word i and relation t, the largest p(<w_i, t, w_j>) over the real words j: (B, T, R).

@@ -136,3 +136,26 @@ def test_shipped_rin_configs_build_their_model(name):
     vocab = Vocabulary.from_instances(reader.read(str(PARTIAL)))
     model = construct(Model, params["model"], "model", vocab=vocab)
     assert model.rounds == {"k0": 0, "k1": 1, "k5": 5}.get(name.rsplit("_", 1)[-1], 3)
+
+
+@pytest.mark.parametrize("encoder", [{"type": "pfn", "input_dim": 16, "hidden_dim": 8},
+                                     {"type": "srn", "input_dim": 16, "hidden_dim": 8, "num_tasks": 2}])
+def test_a_two_task_encoder_gives_the_projections_partitioned_states(encoder):
+    config = rin_config()
+    config["model"].pop("encoder")
+    config["model"]["task_encoder"] = encoder
+    model, instances = build(config)
+    assert model.entity_features.in_features == 16 and model.update.interaction.in_features == 24 + 5 + 6
+    model(**batch_instances(instances))["loss"].backward()
+    assert all(p.grad is not None for p in model.task_encoder.parameters() if p.requires_grad)
+
+
+def test_encoder_settings_are_checked():
+    config = rin_config()
+    config["model"]["task_encoder"] = {"type": "pfn", "input_dim": 16, "hidden_dim": 8}
+    with pytest.raises(ConfigurationError, match="give exactly one of encoder and task_encoder"):
+        build(config)
+    config["model"].pop("encoder")
+    config["model"]["task_encoder"] = {"type": "srn", "input_dim": 16, "hidden_dim": 8, "num_tasks": 3}
+    with pytest.raises(ConfigurationError, match="model.task_encoder: model 'rin' needs num_tasks = 2"):
+        build(config)
