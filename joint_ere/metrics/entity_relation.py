@@ -11,7 +11,8 @@ Data with typed entities get ``ner, re, re_strict``; data with one entity type (
 ``ner, re, re_partial``: there RE+ would equal RE to the last digit, so it is not printed twice.
 Each has ``micro`` (pooled counts) and ``macro`` (mean over types of the per-type F1, over every type seen
 in gold or predictions); per-type values on request. Tuples are sets per document, so duplicates count once.
-Names: ``{ner,re,re_strict}_{micro,macro}_{precision,recall,f1}`` and ``{task}_{type}_{precision,recall,f1}``.
+Names: ``{ner,re,re_strict or re_partial}_{micro,macro}_{precision,recall,f1}`` and
+``{task}_{type}_{precision,recall,f1}``.
 
 With the per-type values come NER's ``ner_{in_triple,out_of_triple}_{precision,recall,f1}`` (Cascade-SRN's
 Table 3): entities are split by the role of their span in the gold document, in-triple when the span is an

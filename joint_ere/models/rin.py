@@ -20,8 +20,9 @@ plus RE binary cross-entropy over every (w, t, w') (both summed, divided by the 
 BiLSTM_s baseline. φ is ReLU. The official code differs from the slides (no W_a: two GRU cells, one fed ŷ and
 one ȳ, whose outputs are added to H, updating H̄ too); this follows the slides.
 
-Decoding: the entities are the BIOES spans of the NER tags; every (i, t, j) cell above ``relation_threshold``
-(i != j) is a triple, as RIN's evaluation counts them, and its arguments are the predicted entities ending at
+Decoding: the entities are the BIOES spans of the NER tags; every (i, t, j) cell above ``relation_threshold`` is
+a triple, as RIN's evaluation counts them (i = j included: in partial-match data a subject and its object may be
+one word, e.g. "University of Texas" locatedIn "Texas"), and its arguments are the predicted entities ending at
 tokens i and j, or a one-token entity there when NER predicted none (typed by the token's most probable tag).
 """
 from typing import Any, Dict, List, Optional, Tuple
@@ -171,7 +172,8 @@ class RecurrentInteractionNetwork(Model):
         tag_probabilities = torch.softmax(output_dict["tag_logits"].float(), dim=-1)
         tags = self.ner_decoder.decode(output_dict["tag_logits"], mask)
         chosen = tag_probabilities.gather(2, tags.unsqueeze(2)).squeeze(2).cpu()
-        best_entity_tag = (tag_probabilities[..., 1:].argmax(-1) + 1).cpu().tolist()  # for argument-only tokens
+        best_entity_tag = (tag_probabilities[..., 1:].argmax(-1) + 1).cpu().tolist() if self.scheme.entity_labels \
+            else None  # the most probable entity tag of each token, for arguments NER did not find
         lengths = mask.sum(1).tolist()
         entity_labels = self.vocab.get_index_to_token_vocabulary(ENTITY_LABELS)
         relation_labels = self.vocab.get_index_to_token_vocabulary(RELATION_LABELS)
@@ -183,8 +185,8 @@ class RecurrentInteractionNetwork(Model):
                         for start, end, label in spans]
             ending_at = {end - 1: index for index, (_, end, _) in enumerate(spans)}
             relations = []
-            for first, second, label, probability in self._cells(output_dict["head"][row, :length],
-                                                                 output_dict["tail"][row, :length]):
+            cells = self._cells(output_dict["head"][row, :length], output_dict["tail"][row, :length])
+            for first, second, label, probability in cells if best_entity_tag is not None else []:
                 arguments = []
                 for token in (first, second):
                     if token not in ending_at:  # a relation argument NER did not find: a one-token entity
@@ -198,7 +200,7 @@ class RecurrentInteractionNetwork(Model):
         return documents
 
     def _cells(self, head: torch.Tensor, tail: torch.Tensor) -> List[Tuple[int, int, int, float]]:
-        """(i, j, relation, probability) of one sentence's cells above the threshold, i != j."""
+        """(i, j, relation, probability) of one sentence's cells above the threshold."""
         if not self.num_relations:
             return []
         found = []
@@ -206,6 +208,5 @@ class RecurrentInteractionNetwork(Model):
             probabilities = torch.sigmoid(self.relation_head.score(head[None, rows], tail[None])[0].float())
             above = (probabilities > self.relation_threshold).nonzero()
             values = probabilities[above[:, 0], above[:, 1], above[:, 2]].tolist()
-            found.extend((rows.start + i, j, label, p) for (i, j, label), p in zip(above.tolist(), values)
-                         if rows.start + i != j)
+            found.extend((rows.start + i, j, label, p) for (i, j, label), p in zip(above.tolist(), values))
         return found

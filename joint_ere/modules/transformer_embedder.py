@@ -45,7 +45,8 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
             raise ConfigurationError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
         self.transformer = load_model(model_name, load_weights)
         self.model_name = model_name
-        self.tokenizer = tokenizer = cached_tokenizer(model_name)
+        self.tokenizer = tokenizer = cached_tokenizer(model_name)  # shared with the indexer until markers are added
+        self._private_tokenizer = False
         self.cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
         self.sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -74,8 +75,9 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
         The same names in the same order give the same ids, so a model adding them in its constructor finds its
         trained rows again when ``load_archive`` rebuilds it.
         """
-        if self.tokenizer is cached_tokenizer(self.model_name):
+        if not self._private_tokenizer:
             self.tokenizer = copy.deepcopy(self.tokenizer)
+            self._private_tokenizer = True
         known = set(self.tokenizer.get_vocab())
         fresh = [name for name in dict.fromkeys(names) if name not in known]
         if fresh:
@@ -90,10 +92,10 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
         """New rows start at the mean of the pretrained rows plus noise of their spread, as new vocabulary in
         fine-tuning usually does, so the markers begin in the region the transformer's layers expect."""
         weight = self.transformer.get_input_embeddings().weight
-        known = torch.ones(weight.size(0), dtype=torch.bool)
+        known = torch.ones(weight.size(0), dtype=torch.bool, device=weight.device)
         known[ids] = False
         mean, spread = weight[known].mean(0), weight[known].std(0)
-        weight[ids] = mean + spread * torch.randn(len(ids), weight.size(1))
+        weight[ids] = mean + spread * torch.randn(len(ids), weight.size(1), device=weight.device, dtype=weight.dtype)
 
     def forward(self, token_ids: torch.Tensor, wordpiece_mask: torch.Tensor, offsets: torch.Tensor,
                 mask: torch.Tensor) -> torch.Tensor:

@@ -294,3 +294,17 @@ def test_early_fusion_needs_one_transformer_embedder():
     config["model"]["fusion"] = {"type": "early", "markers": "entity"}
     with pytest.raises(ConfigurationError, match="model.fusion.markers: 'entity' is not one of"):
         build(config)
+
+
+def test_early_fusion_refuses_a_frozen_transformer_and_a_tokenizer_that_moved_its_markers(fixture_bert):
+    config = early_config(fixture_bert)
+    config["model"]["text_field_embedder"]["token_embedders"]["bert"]["train_parameters"] = False
+    with pytest.raises(ConfigurationError, match="token_embedders.bert.train_parameters is false"):
+        build_transformer_model(config)
+    model, _ = build_transformer_model(early_config(fixture_bert))
+    state = model.state_dict()
+    state["fusion.marker_ids"] = state["fusion.marker_ids"] + 1  # as if the tokenizer had grown since training
+    with pytest.raises(ConfigurationError, match="the archive's text markers had wordpiece ids"):
+        model.load_state_dict(state)
+    del state["fusion.marker_ids"]  # weights saved before the ids were: loaded as they are
+    model.load_state_dict(state)

@@ -113,11 +113,11 @@ def test_an_argument_ner_missed_becomes_a_one_token_entity():
     output = model(**batch_instances(instances[:1]))
     output["tag_logits"] = torch.zeros_like(output["tag_logits"])
     output["tag_logits"][..., 0] = 5.0  # every token O: NER finds nothing
-    cells = [(1, 7, 0, 0.9)]
-    model._cells = lambda head, tail: cells  # one relation cell above the threshold, Bean -> Texas
+    cells = [(1, 7, 0, 0.9), (7, 7, 1, 0.8)]  # Bean -> Texas, and Texas -> Texas (one word, both arguments)
+    model._cells = lambda head, tail: cells
     document = model.make_output_human_readable(output)[0]
     assert [(e.start, e.end, e.type) for e in document.entities] == [(1, 2, "Entity"), (7, 8, "Entity")]
-    assert [(r.head, r.tail, r.score) for r in document.relations] == [(0, 1, 0.9)]
+    assert [(r.head, r.tail, r.score) for r in document.relations] == [(0, 1, 0.9), (1, 1, 0.8)]
     assert isinstance(model, RecurrentInteractionNetwork)
 
 

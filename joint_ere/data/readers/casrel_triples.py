@@ -51,8 +51,8 @@ class CasRelTriplesReader(DatasetReader):
 
     A string found in several places is resolved by ``occurrence``: ``first`` (RIN's and CasRel's official code:
     the first occurrence of each argument, each on its own) or ``nearest`` (of all placements of the subject and
-    the object, the pair nearest each other, the earliest on ties, never both on the same tokens when another
-    pair exists). A triple with an argument that does not occur is dropped, counted and reported once per file
+    the object, the pair nearest each other, the earliest on ties, never both on the very same span when another
+    pair exists; overlapping spans count as adjacent). A triple with an argument that does not occur is dropped, counted and reported once per file
     with its records; ``strict: true`` makes it an error naming file and record. A triple repeated in a record
     (the exact NYT files have some) is read once. With ``ignore_accents`` (the default) a string matches the
     text regardless of diacritics: the exact NYT files name "Medellín" in texts that write "Medellin".

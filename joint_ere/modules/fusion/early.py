@@ -68,12 +68,26 @@ class EarlyFusion(Fusion):
                                      "would be the subject's; rename the type in the data")
         names = [f"[{name}:{end}]" for name in types for end in ("S", "E")] + list(SUBJECT_MARKERS)
         ids = embedder.add_special_tokens(names)
+        if not embedder.transformer.get_input_embeddings().weight.requires_grad:
+            raise ConfigurationError(f"model.fusion: early fusion trains its markers' word embeddings, but "
+                                     f"model.text_field_embedder.token_embedders.{self.indexer_name}.train_parameters "
+                                     f"is false (the markers would stay random vectors)")
+        # Saved with the weights: an archive whose tokenizer gives the markers other ids is refused on loading.
+        self.register_buffer("marker_ids", torch.tensor(ids, dtype=torch.long))
         self.entity_markers = [(ids[2 * k], ids[2 * k + 1]) for k in range(len(types))]
         self.subject_marker = (ids[-2], ids[-1])
         self.pad_id = embedder.pad_id
         self.markers = markers
         self.inference_batch_size = inference_batch_size
         self.size = size
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[override]
+        saved = state_dict.setdefault(prefix + "marker_ids", self.marker_ids)  # weights saved before the check
+        if not torch.equal(saved.cpu(), self.marker_ids.cpu()):
+            raise ConfigurationError(f"the archive's text markers had wordpiece ids {saved.tolist()}, but the "
+                                     f"tokenizer now gives {self.marker_ids.tolist()}: the transformer folder or "
+                                     f"its vocabulary changed since training")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def get_subject_dim(self) -> int:
         return 4 * self.size
