@@ -2,7 +2,8 @@
 Prediction speed of Cascade-SRN archives, each against its own embedder + encoder forward over the same batches.
 
     JOINT_ERE_DATA=../shared/data python benchmarks/cascade.py runs/sc_late/model.tar.gz \
-        [runs/sc_early/model.tar.gz ...] [--data ../shared/data/scierc/dev_triples.json] [--batch-size 32] [--passes 5] [--cuda-device 0]
+        [runs/sc_early/model.tar.gz ...] [--data ../shared/data/scierc/dev_triples.json] [--batch-size 32] \
+        [--passes 5] [--cuda-device 0]
 
 Batches are built once (sorted by length, as `allennlp predict` does). "cascade" times the whole model — EE, SE,
 SOE and decoding to documents (for early fusion, with every marked sequence's encoding); "bare" times only

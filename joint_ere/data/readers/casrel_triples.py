@@ -44,18 +44,19 @@ class LocationReport:
 @DatasetReader.register("casrel_triples")
 class CasRelTriplesReader(DatasetReader):
     """
-    The text is split on whitespace (the files are tokenised and joined with single spaces). Each argument string
-    is split the same way and located as a run of tokens; in ``partial`` data (NYT*, WebNLG*: each argument is the last word of the
-    entity) the entity is the located run's last token, in ``exact`` data the whole run. Every distinct span
-    becomes one entity of type ``entity_type`` (these datasets have no entity types).
+    The text is split on whitespace (the files are tokenised and joined with single spaces). Each argument string is
+    split the same way and located as a run of tokens; in ``partial`` data (NYT*, WebNLG*: each argument is the last
+    word of the entity) the entity is the located run's last token, in ``exact`` data the whole run. Every distinct
+    span becomes one entity of type ``entity_type`` (these datasets have no entity types).
 
-    A string found in several places is resolved by ``occurrence``: ``first`` (RIN's and CasRel's official code:
-    the first occurrence of each argument, each on its own) or ``nearest`` (of all placements of the subject and
-    the object, the pair nearest each other, the earliest on ties, never both on the very same span when another
-    pair exists; overlapping spans count as adjacent). A triple with an argument that does not occur is dropped, counted and reported once per file
-    with its records; ``strict: true`` makes it an error naming file and record. A triple repeated in a record
-    (the exact NYT files have some) is read once. With ``ignore_accents`` (the default) a string matches the
-    text regardless of diacritics: the exact NYT files name "Medellín" in texts that write "Medellin".
+    A string found in several places is resolved by ``occurrence``: ``first`` (RIN's and CasRel's official code: the
+    first occurrence of each argument, each on its own) or ``nearest`` (of all placements of the subject and the
+    object, the pair nearest each other, the earliest on ties, never both on the very same span when another pair
+    exists; overlapping spans count as adjacent). A triple with an argument that does not occur is dropped, counted
+    and reported once per file with its records; ``strict: true`` makes it an error naming file and record. A triple
+    repeated in a record (the exact NYT files have some) is read once. With ``ignore_accents`` (the default) a
+    string matches the text regardless of diacritics: the exact NYT files name "Medellín" in texts that write
+    "Medellin".
 
     # Parameters
 

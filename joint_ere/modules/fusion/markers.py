@@ -2,10 +2,11 @@
 Text markers for early fusion (Cascade-SRN §3.4.1, after PURE): marker words inserted around spans of a sentence
 that is already split into wordpieces, and the way back to the sentence's own words.
 
-A marker is one word of one wordpiece (a special token of the transformer's tokenizer). Markers are placed so
-that nested spans nest properly (crossing spans, which no bracketing can nest, interleave): at one position, closing markers come before opening ones, an inner span closes before
-an outer one, and an outer span opens before an inner one. Of two markings of the same span (two entity types,
-or the subject and its entity type), the one given first in ``spans`` is the outer.
+A marker is one word of one wordpiece (a special token of the transformer's tokenizer). Markers are placed so that
+nested spans nest properly (crossing spans, which no bracketing can nest, interleave): at one position, closing
+markers come before opening ones, an inner span closes before an outer one, and an outer span opens before an inner
+one. Of two markings of the same span (two entity types, or the subject and its entity type), the one given first in
+``spans`` is the outer.
 """
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
