@@ -49,12 +49,17 @@ def build(config):
     return construct(Model, config["model"], "model", vocab=vocab), vocab
 
 
-def test_overfits_a_few_sentences_and_predicts_from_its_archive(tmp_path):
-    config = cascade_config(train=FIXTURES / "train.json", dev=FIXTURES / "train.json", epochs=80)
+def train_and_read_metrics(config, tmp_path):
+    """Trains ``config`` into ``tmp_path/run`` with ``allennlp train`` and returns its metrics.json."""
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 0
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    return json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
+def test_overfits_a_few_sentences_and_predicts_from_its_archive(tmp_path):
+    config = cascade_config(train=FIXTURES / "train.json", dev=FIXTURES / "train.json", epochs=80)
+    metrics = train_and_read_metrics(config, tmp_path)
     assert metrics["best_validation_ner_micro_f1"] == 1.0
     assert metrics["best_validation_re_strict_micro_f1"] == 1.0
     out = tmp_path / "predicted.jsonl"
@@ -195,11 +200,15 @@ def test_scierc_cascade_reads_either_format(scierc_format, tiny_bert, tmp_path, 
 @pytest.fixture(scope="module")
 def fixture_bert(tmp_path_factory):
     """A tiny random BERT whose vocabulary holds every word of the fixtures (lowercased)."""
+    return fixture_words_bert(tmp_path_factory.mktemp("fixture_bert"))
+
+
+def fixture_words_bert(folder):
     from tests.modules.test_transformer_embedder import save_tiny_bert
 
     words = sorted({token.lower() for path in (FIXTURES / "train.json", FIXTURES / "dev.json")
                     for record in json.loads(path.read_text()) for token in record["tokens"]})
-    return save_tiny_bert(tmp_path_factory.mktemp("fixture_bert"), ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + words)
+    return save_tiny_bert(folder, ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + words)
 
 
 def early_config(bert, markers="entity_and_subject", epochs=3, train=FIXTURES / "train.json",
@@ -216,16 +225,8 @@ def early_config(bert, markers="entity_and_subject", epochs=3, train=FIXTURES / 
 
 @pytest.mark.parametrize("markers", ["entity_and_subject", "subject"])
 def test_early_fusion_overfits_and_its_archive_predicts_without_the_transformer_folder(markers, tmp_path):
-    from tests.modules.test_transformer_embedder import save_tiny_bert
-
-    words = sorted({token.lower() for record in json.loads((FIXTURES / "train.json").read_text())
-                    for token in record["tokens"]})
-    bert = save_tiny_bert(tmp_path / "bert", ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + words)
-    config = early_config(bert, markers, epochs=60, dev=FIXTURES / "train.json")
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 0
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    bert = fixture_words_bert(tmp_path / "bert")  # its own copy: the test deletes it
+    metrics = train_and_read_metrics(early_config(bert, markers, epochs=60, dev=FIXTURES / "train.json"), tmp_path)
     assert metrics["best_validation_ner_micro_f1"] == 1.0
     assert metrics["best_validation_re_strict_micro_f1"] == 1.0
 
@@ -308,3 +309,19 @@ def test_early_fusion_refuses_a_frozen_transformer_and_a_tokenizer_that_moved_it
         model.load_state_dict(state)
     del state["fusion.marker_ids"]  # weights saved before the ids were: loaded as they are
     model.load_state_dict(state)
+
+
+def test_se_and_soe_of_one_batch_share_the_entity_tags(monkeypatch):
+    import joint_ere.modules.fusion.late as late
+
+    calls = []
+    original = late.entity_tags
+    monkeypatch.setattr(late, "entity_tags", lambda *args: calls.append(args) or original(*args))
+    model, _ = build(cascade_config())
+    states = {name: torch.randn(1, 6, 24) for name in ("e", "s", "o", "es", "eo", "so", "eso")}
+    text = EncodedText({}, torch.ones(1, 6, dtype=torch.bool), states, encode=None)
+    entities = [[(0, 2, 1)]]
+    model.fusion.subject_states(text, entities)
+    model.fusion.object_states(text, entities, [0], [(0, 2)])
+    model.fusion.subject_states(text, [[(3, 4, 0)]])  # other entities: built again
+    assert len(calls) == 2

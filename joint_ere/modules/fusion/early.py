@@ -117,9 +117,8 @@ class EarlyFusion(Fusion):
         """Marks sentence ``rows[i]`` with ``spans[i]``, encodes every marked sequence, and returns the ``names``
         representations of the original words, joined: (len(rows), T, 4 d)."""
         tensors = text.tokens[self.indexer_name]
-        pieces = tensors["token_ids"].tolist()  # one host copy of the batch's wordpieces and offsets
-        offsets = tensors["offsets"].tolist()
-        words = tensors["mask"].sum(1).tolist()
+        pieces, offsets, words = text.once("wordpieces", tensors, lambda: (  # one host copy per batch
+            tensors["token_ids"].tolist(), tensors["offsets"].tolist(), tensors["mask"].sum(1).tolist()))
         sentences = [mark(pieces[row], offsets[row][: words[row]], row_spans) for row, row_spans in zip(rows, spans)]
         length = text.mask.size(1)
         step = len(sentences) if self.training else self.inference_batch_size

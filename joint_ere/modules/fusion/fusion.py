@@ -4,8 +4,8 @@ and the entities plus one subject reach subject-oriented object extraction. A ``
 representations the SE and SOE heads read: ``late`` (§3.4.2) by embedding tags beside one shared encoding,
 ``early`` (§3.4.1) by inserting text markers and encoding the sentence again.
 """
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import torch
 from tango.common import Registrable
@@ -28,6 +28,15 @@ class EncodedText:
     mask: torch.Tensor
     states: Dict[str, torch.Tensor]
     encode: Callable[[Dict[str, Dict[str, torch.Tensor]]], Dict[str, torch.Tensor]]
+    cache: Dict[str, Tuple[object, Any]] = field(default_factory=dict)
+
+    def once(self, name: str, source: object, compute: Callable[[], Any]) -> Any:
+        """``compute()``, kept for this batch while ``source`` is the same object: SE and SOE of one batch ask
+        for the same entity tags or wordpiece lists, and need them built (and copied from the device) once."""
+        kept = self.cache.get(name)
+        if kept is None or kept[0] is not source:
+            kept = self.cache[name] = (source, compute())
+        return kept[1]
 
 
 class Fusion(torch.nn.Module, Registrable):

@@ -58,7 +58,7 @@ class LateFusion(Fusion):
         return self.object_encoder.get_output_dim()
 
     def subject_states(self, text: EncodedText, entities: List[List[TypedSpan]]) -> torch.Tensor:
-        tags = entity_tags(entities, text.mask.size(1), text.mask.device)
+        tags = self._tags(text, entities)
         fused = torch.cat([self.entity_tag_embedding(tags), join(text.states, SUBJECT_TASKS)], dim=-1)
         return self.subject_encoder(fused, text.mask)
 
@@ -66,7 +66,7 @@ class LateFusion(Fusion):
                       subjects: List[Span]) -> torch.Tensor:
         device = text.mask.device
         index = torch.tensor(rows, device=device)
-        tags = entity_tags(entities, text.mask.size(1), device).index_select(0, index)
+        tags = self._tags(text, entities).index_select(0, index)
         positions = torch.arange(text.mask.size(1), device=device)
         starts = torch.tensor([s for s, _ in subjects], device=device).unsqueeze(1)
         ends = torch.tensor([e for _, e in subjects], device=device).unsqueeze(1)
@@ -74,6 +74,10 @@ class LateFusion(Fusion):
         shared = join({name: text.states[name].index_select(0, index) for name in OBJECT_TASKS}, OBJECT_TASKS)
         fused = torch.cat([self.entity_tag_embedding(tags), shared, self.subject_tag_embedding(inside)], dim=-1)
         return self.object_encoder(fused, text.mask.index_select(0, index))
+
+    @staticmethod
+    def _tags(text: EncodedText, entities: List[List[TypedSpan]]) -> torch.Tensor:
+        return text.once("entity_tags", entities, lambda: entity_tags(entities, text.mask.size(1), text.mask.device))
 
 
 def entity_tags(spans: List[List[TypedSpan]], length: int, device: torch.device) -> torch.Tensor:
