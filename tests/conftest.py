@@ -46,3 +46,20 @@ def _data_env(monkeypatch):
     if SHARED_DATA.is_dir():
         monkeypatch.setenv("JOINT_ERE_DATA", str(SHARED_DATA))
     yield
+
+
+@pytest.fixture(scope="session")
+def quickstart_archive(tmp_path_factory) -> Path:
+    """The README's quick-start model (about 15 s of training), trained once per test session."""
+    import os
+
+    from joint_ere.commands import main
+
+    run = tmp_path_factory.mktemp("quickstart") / "run"
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # the config names its data relative to the repository root
+    try:
+        assert main(["train", "training_config/quickstart.jsonnet", "-s", str(run)]) == 0
+    finally:
+        os.chdir(cwd)
+    return run / "model.tar.gz"

@@ -1,27 +1,42 @@
-"""``allennlp predict ARCHIVE INPUT``: JSON lines of ``{"tokens": [...]}`` (or a SpERT JSON file) in,
-predicted documents out, one JSON object per line."""
+"""``allennlp predict ARCHIVE INPUT``: raw text or tokenised records in, predicted documents out, one JSON object
+per line.
+
+Inputs (``--input-format auto`` tells them apart by the file's first character that is not a space):
+
+- JSON lines or a JSON list of records, each either ``{"tokens": [...]}`` (DESIGN.md's schema, e.g. a SpERT
+  file) or ``{"text": "..."}``; the other keys of a record are kept in its output;
+- plain text, one document per line (empty lines are skipped).
+
+A text is split into sentences and tokens (``joint_ere.data.text``); its output has character offsets relative
+to the text. Every record is read and checked before the model is loaded: a bad one stops the command, naming
+the file and the record, with nothing written.
+"""
 import argparse
 import contextlib
 import sys
-from typing import List, Optional
+from typing import Any, List, Tuple
 
 from tqdm import tqdm
 
 from joint_ere.archival import load_archive
 from joint_ere.commands.arguments import positive_int
-from joint_ere.common.files import atomic_output, check_writable
-from joint_ere.data.document import Document
+from joint_ere.common.errors import DataError
+from joint_ere.common.files import atomic_output, check_writable, read_text
 from joint_ere.data.readers import load_json_records, resolve_path
-from joint_ere.predictors import Predictor
+from joint_ere.data.text import TextDocument
+from joint_ere.predictors import Predictor, parse_input
 
 
 def add_subparser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser("predict", help="predict entities and relations",
-                                 description="Run a model archive over JSON lines or a SpERT JSON file.")
+                                 description="Run a model archive over raw text or tokenised JSON records.")
     parser.add_argument("archive_file", help="model.tar.gz from allennlp train")
-    parser.add_argument("input_file", help='JSON lines of {"tokens": [...]} or a SpERT JSON list')
+    parser.add_argument("input_file", help='plain text (one document per line), or JSON lines / a JSON list of '
+                                           '{"text": ...} or {"tokens": [...]} records')
+    parser.add_argument("--input-format", choices=("auto", "json", "text"), default="auto",
+                        help="auto: JSON when the file starts with '{' or '[', plain text otherwise")
     parser.add_argument("--output-file", help="write predictions here (JSON lines)")
-    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch")
     parser.add_argument("--cuda-device", type=int, default=-1)
     parser.add_argument("--predictor", default=None, help="a registered Predictor (default: document)")
     parser.add_argument("--silent", action="store_true", help="do not print predictions to stdout")
@@ -31,30 +46,39 @@ def add_subparser(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
     return parser
 
 
+def read_inputs(path: str, input_format: str = "auto") -> List[Tuple[object, Any]]:
+    """``(where, record)`` pairs: the record's index in a JSON file, ``"line N"`` in a plain-text file."""
+    if input_format == "auto":
+        start = read_text(path).lstrip()[:1]
+        input_format = "json" if start in ("{", "[") else "text"
+    if input_format == "json":
+        return list(enumerate(load_json_records(path)))
+    lines = read_text(path).split("\n")  # not splitlines(): U+2028 inside a line is text, not a line break
+    return [(f"line {number}", line[:-1] if line.endswith("\r") else line)
+            for number, line in enumerate(lines, start=1) if line.strip()]
+
+
 def run(args: argparse.Namespace) -> None:
     if args.output_file:
         check_writable(args.output_file, "--output-file")
     path = resolve_path(args.input_file)
-    # Read and check every record first: a bad record stops the command before anything is written.
-    documents = [Document.from_json(record, path=path, index=index)
-                 for index, record in enumerate(load_json_records(path))]
+    records = read_inputs(path, args.input_format)
+    if not records:
+        raise DataError(path, None, "the file holds no text")
+    # Parsing needs no model: a bad record stops the command before the archive is even loaded.
+    inputs = [parse_input(record, path, where) for where, record in records]
     archive = load_archive(args.archive_file, cuda_device=args.cuda_device, overrides=args.overrides,
                            use_amp=args.use_amp)
     predictor = Predictor.from_archive(archive, args.predictor)
-    # Sorting by length keeps padding small; outputs are written back in input order.
-    order = sorted(range(len(documents)), key=lambda i: len(documents[i].tokens))
-    results: List[Optional[Document]] = [None] * len(documents)
-    with tqdm(total=len(documents), desc="predicting", disable=args.silent and not args.output_file,
+    predictor.batch_size = args.batch_size
+    total = sum(len(item.sentences) if isinstance(item, TextDocument) else 1 for item in inputs)
+    with tqdm(total=total, desc="predicting sentences", disable=args.silent and not args.output_file,
               dynamic_ncols=True, file=sys.stderr) as bar:
-        for start in range(0, len(order), args.batch_size):
-            chunk = order[start: start + args.batch_size]
-            for i, doc in zip(chunk, predictor.predict_documents([documents[i] for i in chunk])):
-                results[i] = doc
-            bar.update(len(chunk))
+        outputs = predictor.predict_inputs(inputs, progress=bar.update)
     with contextlib.ExitStack() as stack:
         handle = stack.enter_context(atomic_output(args.output_file)) if args.output_file else None
-        for doc in results:
-            line = Predictor.dump_line(doc.to_json())
+        for output in outputs:
+            line = Predictor.dump_line(output)
             if handle:
                 handle.write(line)
             if not args.silent:

@@ -1,3 +1,3 @@
-from joint_ere.predictors.predictor import Predictor
+from joint_ere.predictors.predictor import Predictor, parse_input
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "parse_input"]

@@ -1,29 +1,50 @@
 import json
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from tango.common import Registrable
 
-from joint_ere.common.errors import ConfigurationError
+from joint_ere.common.errors import ConfigurationError, DataError
 from joint_ere.data.data_loader import batch_instances, move_to_device
 from joint_ere.data.document import Document
 from joint_ere.data.readers import DatasetReader
+from joint_ere.data.text import TextDocument, TextSplitter, default_text_splitter
 from joint_ere.models.model import Model
+
+PredictionInput = Union[Document, TextDocument]
 
 
 class Predictor(Registrable):
-    """JSON in, JSON out: ``{"tokens": [...]}`` records become predicted documents (DESIGN.md's schema)."""
+    """
+    JSON in, JSON out. An input is raw text (a string, or ``{"text": ...}``) or a pre-tokenised record
+    (``{"tokens": [...]}``, DESIGN.md's schema):
+
+        predictor = Predictor.from_path("runs/conll04/model.tar.gz")
+        predictor.predict("John Smith works for Acme Corp. in Boston.")
+
+    A text comes back as one record: its ``text``, ``tokens`` with ``token_offsets``, ``sentences`` (token and
+    character ranges), ``entities`` with ``char_start``/``char_end``/``text`` and ``relations``; offsets are
+    relative to the whole text. A tokenised record comes back with ``entities`` and ``relations`` added.
+    Sentences are predicted in batches of ``batch_size``, sorted by length.
+    """
 
     default_implementation = "document"
 
-    def __init__(self, model: Model, dataset_reader: DatasetReader) -> None:
+    def __init__(self, model: Model, dataset_reader: DatasetReader, text_splitter: Optional[TextSplitter] = None,
+                 batch_size: int = 64) -> None:
         self.model = model
         self.dataset_reader = dataset_reader
+        self._text_splitter = text_splitter
+        self.batch_size = batch_size
+
+    @property
+    def text_splitter(self) -> TextSplitter:
+        return self._text_splitter if self._text_splitter is not None else default_text_splitter()
 
     @classmethod
     def from_path(cls, archive_path: str, cuda_device: Union[int, str] = -1, predictor_name: Optional[str] = None,
                   overrides: Union[str, Dict[str, Any]] = "", use_amp: bool = False) -> "Predictor":
-        """AllenNLP's entry point: ``Predictor.from_path("runs/x/model.tar.gz").predict_json({"tokens": [...]})``."""
+        """AllenNLP's entry point: ``Predictor.from_path("runs/x/model.tar.gz").predict("Some text.")``."""
         from joint_ere.archival import load_archive
 
         archive = load_archive(archive_path, cuda_device=cuda_device, overrides=overrides, use_amp=use_amp)
@@ -38,17 +59,58 @@ class Predictor(Registrable):
         predictor_class = cls.by_name(name)
         return predictor_class(archive.model, archive.validation_dataset_reader)
 
-    def predict_json(self, record: Dict[str, Any]) -> Dict[str, Any]:
-        return self.predict_batch_json([record])[0]
+    # -- the public API: raw text or records in, dicts out ------------------------------------------------------
 
-    def predict_batch_json(self, records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        # Gold labels in the input are not the model's business; every other field is kept in the output.
-        unlabelled = [{k: v for k, v in r.items() if k not in ("entities", "relations")} if isinstance(r, dict) else r
-                      for r in records]
-        documents = [Document.from_json(r, path="<input>", index=i) for i, r in enumerate(unlabelled)]
-        return [doc.to_json() for doc in self.predict_documents(documents)]
+    def predict(self, text: Union[str, Dict[str, Any]]) -> Dict[str, Any]:
+        return self.predict_batch([text])[0]
+
+    def predict_batch(self, inputs: Sequence[Union[str, Dict[str, Any]]]) -> List[Dict[str, Any]]:
+        return self.predict_inputs([self.parse_input(record, "<input>", i) for i, record in enumerate(inputs)])
+
+    def predict_json(self, record: Union[str, Dict[str, Any]]) -> Dict[str, Any]:
+        return self.predict(record)
+
+    def predict_batch_json(self, records: Sequence[Union[str, Dict[str, Any]]]) -> List[Dict[str, Any]]:
+        return self.predict_batch(records)
+
+    # -- the pieces --------------------------------------------------------------------------------------------
+
+    def parse_input(self, record: Any, path: str = "<input>", index: object = 0) -> PredictionInput:
+        return parse_input(record, path, index, self._text_splitter)
+
+    def predict_inputs(self, inputs: Sequence[PredictionInput],
+                       progress: Optional[Callable[[int], None]] = None) -> List[Dict[str, Any]]:
+        """Every sentence of every input in batches sorted by length; results in input order."""
+        sentences: List[Document] = []
+        for item in inputs:
+            sentences.extend(item.sentence_documents() if isinstance(item, TextDocument) else [item])
+        predicted = self.predict_sorted(sentences, progress)
+        outputs, position = [], 0
+        for item in inputs:
+            if isinstance(item, TextDocument):
+                count = len(item.sentences)
+                outputs.append(item.merge(predicted[position: position + count]))
+            else:
+                count = 1
+                outputs.append(predicted[position].to_json())
+            position += count
+        return outputs
+
+    def predict_sorted(self, documents: Sequence[Document],
+                       progress: Optional[Callable[[int], None]] = None) -> List[Document]:
+        """Sorting by length keeps padding small; the predictions come back in the order of ``documents``."""
+        order = sorted(range(len(documents)), key=lambda i: len(documents[i].tokens))
+        results: List[Optional[Document]] = [None] * len(documents)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start: start + self.batch_size]
+            for i, doc in zip(chunk, self.predict_documents([documents[i] for i in chunk])):
+                results[i] = doc
+            if progress is not None:
+                progress(len(chunk))
+        return results  # type: ignore[return-value]
 
     def predict_documents(self, documents: List[Document]) -> List[Document]:
+        """One batch through the model."""
         if not documents:
             return []
         instances = [self.dataset_reader.text_to_instance(Document(d.tokens, meta=d.meta)) for d in documents]
@@ -68,3 +130,17 @@ class Predictor(Registrable):
 
 
 Predictor.register("document")(Predictor)
+
+
+def parse_input(record: Any, path: str = "<input>", index: object = 0,
+                text_splitter: Optional[TextSplitter] = None) -> PredictionInput:
+    """A text (``"..."`` or ``{"text": ...}``) or a tokenised record (``{"tokens": [...]}``); anything else is a
+    DataError naming ``path`` and ``index``."""
+    if isinstance(record, str) or (isinstance(record, dict) and "text" in record and "tokens" not in record):
+        return (text_splitter or default_text_splitter()).document(record, path, index)
+    if isinstance(record, dict) and "tokens" in record:
+        # Gold labels in the input are not the model's business; every other field is kept in the output.
+        unlabelled = {k: v for k, v in record.items() if k not in ("entities", "relations")}
+        return Document.from_json(unlabelled, path=path, index=index)
+    found = type(record).__name__ if not isinstance(record, dict) else f"keys {sorted(record)}"
+    raise DataError(path, index, f'expected a text, {{"text": ...}} or {{"tokens": [...]}}, found {found}')

@@ -338,7 +338,7 @@ def test_predictor_python_api(trained):
     assert one["tokens"][0] == "Mary" and one["id"] == 3 and "entities" in one and "relations" in one
     batch = predictor.predict_batch_json([{"tokens": ["a"]}, {"tokens": ["Globex", "is", "in", "Berlin"]}])
     assert [len(b["tokens"]) for b in batch] == [1, 4]
-    with pytest.raises(DataError, match=r"<input>, record 1: expected a JSON object"):
+    with pytest.raises(DataError, match=r"<input>, record 1: expected a text"):
         predictor.predict_batch_json([{"tokens": ["a"]}, ["not", "a", "record"]])
 
 

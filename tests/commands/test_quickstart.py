@@ -4,11 +4,10 @@ from joint_ere.commands import main
 from tests.conftest import ROOT
 
 
-def test_quickstart_trains_evaluates_and_predicts(tmp_path, monkeypatch, capsys):
-    """The README's first run, as a newcomer types it from the repository root."""
+def test_quickstart_trains_evaluates_and_predicts(quickstart_archive, tmp_path, monkeypatch, capsys):
+    """The README's first run, as a newcomer types it from the repository root (the training: conftest.py)."""
     monkeypatch.chdir(ROOT)
-    run = tmp_path / "quickstart"
-    assert main(["train", "training_config/quickstart.jsonnet", "-s", str(run)]) == 0
+    run = quickstart_archive.parent
     assert main(["evaluate", str(run / "model.tar.gz"), "fixtures/data/dev.json", "--output-file",
                  str(tmp_path / "metrics.json")]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
