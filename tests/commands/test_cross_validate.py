@@ -1,0 +1,66 @@
+"""``allennlp cross-validate``: one run per fold through an ext var, resumable, mean and std of every metric."""
+import json
+import statistics
+
+import pytest
+
+from joint_ere.commands import main
+from tests.conftest import tiny_config
+
+
+@pytest.fixture
+def fold_config(tmp_path):
+    """The tiny config, whose dropout and number of epochs depend on the ext var MY_FOLD."""
+    path = tmp_path / "folds.jsonnet"
+    path.write_text("local base = %s;\nlocal fold = std.parseInt(std.extVar('MY_FOLD'));\n"
+                    "base + {model+: {dropout: 0.1 * fold}, trainer+: {num_epochs: 1 + fold}}\n"
+                    % json.dumps(tiny_config()))
+    return path
+
+
+def run_cv(config, out, *extra):
+    return main(["cross-validate", str(config), "-s", str(out), "--folds", "3", "--fold-var", "MY_FOLD", *extra])
+
+
+def test_three_folds_summarised_and_resumed(fold_config, tmp_path, capsys):
+    out = tmp_path / "cv"
+    assert run_cv(fold_config, out) == 0
+    folds = [json.loads((out / f"fold_{i}" / "metrics.json").read_text()) for i in range(3)]
+    assert [f["epoch"] for f in folds] == [0, 1, 2]  # each fold read its own index
+    assert [json.loads((out / f"fold_{i}" / "config.json").read_text())["model"]["dropout"]
+            for i in range(3)] == pytest.approx([0.0, 0.1, 0.2])
+    summary = json.loads((out / "cv_metrics.json").read_text())
+    assert summary["num_folds"] == 3 and summary["fold_var"] == "MY_FOLD"
+    for key in ("best_validation_ner_macro_f1", "best_validation_re_strict_macro_f1", "best_epoch"):
+        values = [f[key] for f in folds]
+        assert summary["mean"][key] == pytest.approx(statistics.mean(values))
+        assert summary["std"][key] == pytest.approx(statistics.stdev(values))
+    assert "validation_loss" not in summary["mean"]  # the last epoch's figures are not the fold's result
+    table = (out / "cv_metrics.md").read_text()
+    f1 = [100 * f["best_validation_ner_macro_f1"] for f in folds]
+    row = next(line for line in table.splitlines() if line.startswith("| best_validation_ner_macro_f1 |"))
+    assert row.split(" | ")[1:4] == [f"{v:.2f}" for v in f1]
+    assert row.endswith(f"{statistics.mean(f1):.2f} ± {statistics.stdev(f1):.2f} |")
+
+    # Stopped during fold 1 (after its last checkpoint) and fold 2 lost: the next run resumes fold 1 from its
+    # checkpoint, starts fold 2 over, and leaves fold 0 alone.
+    fold0_mtime = (out / "fold_0" / "model.tar.gz").stat().st_mtime_ns
+    (out / "fold_1" / "model.tar.gz").unlink()
+    (out / "fold_1" / "metrics.json").unlink()
+    for name in (out / "fold_2").iterdir():
+        if name.is_file():
+            name.unlink()
+    (out / "fold_2" / "out.log").write_text("crashed\n")
+    assert run_cv(fold_config, out) == 0
+    assert (out / "fold_0" / "model.tar.gz").stat().st_mtime_ns == fold0_mtime
+    again = [json.loads((out / f"fold_{i}" / "metrics.json").read_text()) for i in range(3)]
+    for key in ("best_validation_ner_macro_f1", "best_validation_re_strict_macro_f1"):
+        assert [f[key] for f in again] == pytest.approx([f[key] for f in folds])
+    assert "crashed" not in (out / "fold_2" / "out.log").read_text()
+
+
+def test_a_config_that_ignores_the_fold_var_is_refused(tmp_path, write_config, capsys):
+    config = write_config(tiny_config())
+    assert main(["cross-validate", config, "-s", str(tmp_path / "cv"), "--folds", "2"]) == 1
+    assert "does not read std.extVar('ADE_FOLD')" in capsys.readouterr().err
+    assert not (tmp_path / "cv").exists()
