@@ -1,4 +1,4 @@
-"""The ``allennlp`` command: ``train``, ``evaluate``, ``predict`` and ``cross-validate`` (one file each)."""
+"""The ``allennlp`` command: ``train``, ``evaluate``, ``predict``, ``serve`` and ``cross-validate`` (one file each)."""
 import argparse
 import importlib
 import logging
@@ -6,9 +6,10 @@ import sys
 from typing import List, Optional
 
 from joint_ere.common.errors import ConfigurationError, DataError, TrainingError
-from joint_ere.commands import cross_validate, evaluate, predict, train
+from joint_ere.commands import cross_validate, evaluate, predict, serve, train
 
-SUBCOMMANDS = {"train": train, "evaluate": evaluate, "predict": predict, "cross-validate": cross_validate}
+SUBCOMMANDS = {"train": train, "evaluate": evaluate, "predict": predict, "serve": serve,
+               "cross-validate": cross_validate}
 
 
 def import_packages(names: List[str]) -> None:
