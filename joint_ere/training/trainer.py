@@ -10,7 +10,7 @@ import math
 import os
 import random
 import time
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import numpy
 import torch
@@ -21,6 +21,7 @@ from joint_ere.common.errors import ConfigurationError, DataError, TrainingError
 from joint_ere.common.files import atomic_save, dump_json, read_json
 from joint_ere.data.data_loader import DataLoader
 from joint_ere.models.model import Model
+from joint_ere.training.callbacks import DEFAULT_CALLBACKS, TrainerCallback
 from joint_ere.training.checkpointer import Checkpointer
 from joint_ere.training.learning_rate_schedulers import LearningRateScheduler
 from joint_ere.training.optimizers import AdamOptimizer, Optimizer
@@ -96,6 +97,8 @@ class GradientDescentTrainer(Trainer):
         Mixed precision (float16 autocast with gradient scaling) on CUDA.
     num_gradient_accumulation_steps : `int`, optional (default = `1`)
     checkpointer : `Checkpointer`, optional (default = keep the last 2)
+    callbacks : `List[TrainerCallback]`, optional (default = `tensorboard` and `validation_plot`)
+        Training curves (``joint_ere/training/callbacks.py``); ``[]`` writes none.
     """
 
     def __init__(self, model: Model, serialization_dir: str, data_loader: DataLoader,
@@ -104,7 +107,7 @@ class GradientDescentTrainer(Trainer):
                  patience: Optional[int] = None, validation_metric: str = "-loss", grad_norm: Optional[float] = None,
                  cuda_device: Optional[Union[int, str]] = None, use_amp: bool = False,
                  num_gradient_accumulation_steps: int = 1, checkpointer: Lazy[Checkpointer] = Lazy(Checkpointer),
-                 show_progress: bool = True) -> None:
+                 callbacks: Optional[List[Lazy[TrainerCallback]]] = None, show_progress: bool = True) -> None:
         self.device = resolve_device(cuda_device)
         if use_amp and self.device.type != "cuda":
             raise ConfigurationError("trainer.use_amp needs a CUDA trainer.cuda_device")
@@ -132,6 +135,9 @@ class GradientDescentTrainer(Trainer):
         self.scaler = torch.amp.GradScaler("cuda") if use_amp else None
         self.accumulation = num_gradient_accumulation_steps
         self.checkpointer = checkpointer.construct(serialization_dir=serialization_dir)
+        if callbacks is None:
+            callbacks = [Lazy(TrainerCallback.by_name(c["type"])) for c in DEFAULT_CALLBACKS]
+        self.callbacks = [callback.construct(serialization_dir=serialization_dir) for callback in callbacks]
         self.show_progress = show_progress
         self.start_epoch = 0
         self.best_validation_metrics: Dict[str, float] = {}
@@ -157,11 +163,14 @@ class GradientDescentTrainer(Trainer):
                                     f"stopped. {self._what_is_kept()}")
             (self.scaler.scale(loss) if self.scaler else loss).backward()
             batches += 1
-            for key in ("loss", "ner_loss", "re_loss"):
-                if key in output:
-                    totals[key] = totals.get(key, 0.0) + output[key].item()
+            losses = {key: output[key].item() for key in ("loss", "ner_loss", "re_loss") if key in output}
+            for key, value in losses.items():
+                totals[key] = totals.get(key, 0.0) + value
+            learning_rate = self.optimizer.param_groups[0].get("lr")
             if (index + 1) % self.accumulation == 0 or index + 1 == len(self.data_loader):
                 self._step()
+            for callback in self.callbacks:
+                callback.on_batch(epoch * len(self.data_loader) + index, losses, learning_rate)
             bar.set_postfix({k: f"{v / batches:.4f}" for k, v in totals.items()}, refresh=False)
         return {k: v / max(1, batches) for k, v in totals.items()}
 
@@ -208,6 +217,15 @@ class GradientDescentTrainer(Trainer):
 
     # -- the loop -----------------------------------------------------------------------------------------
     def train(self) -> Dict[str, Any]:
+        for callback in self.callbacks:
+            callback.on_start(self.start_epoch, len(self.data_loader))
+        try:
+            return self._train()
+        finally:
+            for callback in self.callbacks:
+                callback.on_end()
+
+    def _train(self) -> Dict[str, Any]:
         started = time.time()
         metrics: Dict[str, Any] = {}
         last_metrics = os.path.join(self.serialization_dir, f"metrics_epoch_{self.start_epoch - 1}.json")
@@ -251,6 +269,8 @@ class GradientDescentTrainer(Trainer):
                 **{f"best_validation_{k}": v for k, v in self.best_validation_metrics.items()},
             }
             dump_json(metrics, os.path.join(self.serialization_dir, f"metrics_epoch_{epoch}.json"))
+            for callback in self.callbacks:
+                callback.on_epoch(epoch, train_metrics, validation_metrics)
             summary = ", ".join(f"{k}={v:.4f}" for k, v in validation_metrics.items()
                                 if k in ("loss", "ner_macro_f1", "re_strict_macro_f1", self.tracker.name))
             logger.info("epoch %d/%d: training loss %.4f; validation %s; %.1fs", epoch + 1, self.num_epochs,
