@@ -48,12 +48,12 @@ def add_subparser(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
 
 def read_inputs(path: str, input_format: str = "auto") -> List[Tuple[object, Any]]:
     """``(where, record)`` pairs: the record's index in a JSON file, ``"line N"`` in a plain-text file."""
-    if input_format == "auto":
-        start = read_text(path).lstrip()[:1]
-        input_format = "json" if start in ("{", "[") else "text"
-    if input_format == "json":
+    text = read_text(path)
+    if not text.strip():
+        raise DataError(path, None, "the file is empty")
+    if input_format == "json" or (input_format == "auto" and text.lstrip()[:1] in ("{", "[")):
         return list(enumerate(load_json_records(path)))
-    lines = read_text(path).split("\n")  # not splitlines(): U+2028 inside a line is text, not a line break
+    lines = text.split("\n")  # not splitlines(): U+2028 inside a line is text, not a line break
     return [(f"line {number}", line[:-1] if line.endswith("\r") else line)
             for number, line in enumerate(lines, start=1) if line.strip()]
 
@@ -63,8 +63,6 @@ def run(args: argparse.Namespace) -> None:
         check_writable(args.output_file, "--output-file")
     path = resolve_path(args.input_file)
     records = read_inputs(path, args.input_format)
-    if not records:
-        raise DataError(path, None, "the file holds no text")
     # Parsing needs no model: a bad record stops the command before the archive is even loaded.
     inputs = [parse_input(record, path, where) for where, record in records]
     archive = load_archive(args.archive_file, cuda_device=args.cuda_device, overrides=args.overrides,

@@ -96,7 +96,7 @@ def test_predict_command_reads_text_records_and_token_records(quickstart_archive
     ('{"text": "fine"}\n{"text": 3}\n', 'record 1: "text" must be a string'),
     ('{"text": "fine"}\n{"text": "   "}\n', "record 1: the text is empty"),
     ('{"id": 1}\n', "record 0: expected a text"),
-    ("\n \n\t\n", "the file holds no text"),
+    ("\n \n\t\n", "the file is empty"),
 ])
 def test_bad_input_stops_before_anything_is_written(quickstart_archive, tmp_path, capsys, content, where):
     source, out = tmp_path / "bad.jsonl", tmp_path / "out.jsonl"
