@@ -57,11 +57,13 @@ class TensorBoardCallback(TrainerCallback):
     def on_start(self, start_epoch: int, steps_per_epoch: int) -> None:
         from tensorboardX import SummaryWriter
 
-        # A resumed run drops whatever the interrupted one wrote after its last checkpoint.
+        # A resumed run drops whatever the interrupted one wrote after its last checkpoint. Its file gets its own
+        # name: tensorboardX names files by the second, and a quick resume would otherwise overwrite the first.
         purge = start_epoch * steps_per_epoch if start_epoch > 0 else None
         for split in ("train", "validation"):
             self.writers[split] = SummaryWriter(os.path.join(self.serialization_dir, "log", split),
-                                                purge_step=purge, flush_secs=30)
+                                                purge_step=purge, flush_secs=30,
+                                                filename_suffix=f".from_epoch_{start_epoch + 1}")
 
     def on_batch(self, step: int, losses: Dict[str, float], learning_rate: Optional[float]) -> None:
         if step % self.batch_interval:
