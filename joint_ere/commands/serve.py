@@ -49,14 +49,18 @@ def run(args: argparse.Namespace) -> None:
 
     # The model's threads must not crowd out the event loop that reads the requests: on 2 cores, 1 model thread
     # serves 1.7 times more requests per second than 2 (RESULTS.md, "Serving").
-    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(1)
 
-    archive = load_archive(args.archive_file, cuda_device=args.cuda_device, overrides=args.overrides,
-                           use_amp=args.use_amp)
+    threads = args.threads or max(1, (os.cpu_count() or 2) - 1)
+    # This process reads the requests (its copy of the model, on the CPU, only checks the archive and names the
+    # labels); the model predicts in a process of its own, so that the two do not share one GIL.
+    archive = load_archive(args.archive_file, cuda_device=-1, overrides=args.overrides)
     predictor = Predictor.from_archive(archive, args.predictor)
-    predictor.batch_size = args.max_batch_size
+    model_process = {"archive_file": args.archive_file, "cuda_device": args.cuda_device, "overrides": args.overrides,
+                     "use_amp": args.use_amp, "predictor_name": args.predictor, "batch_size": args.max_batch_size,
+                     "threads": threads, "packages": args.include_package}
     app = build_app(predictor, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                    max_body_bytes=args.max_body_bytes)
+                    max_body_bytes=args.max_body_bytes, model_process=model_process)
     logger.info("serving %s on http://%s:%d/ (the page), /predict, /health, /docs", args.archive_file, args.host,
                 args.port)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

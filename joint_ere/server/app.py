@@ -16,7 +16,7 @@ import json
 import logging
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Optional, Union
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -100,8 +100,17 @@ def _parse(body: bytes, predictor: Predictor, max_tokens: int) -> tuple:
 
 
 def build_app(predictor: Predictor, max_batch_size: int = 64, max_wait_ms: float = 5.0,
-              max_body_bytes: int = 1_000_000, max_tokens: int = 512, title: str = "joint-ere") -> FastAPI:
-    batcher = MicroBatcher(predictor.predict_inputs, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms)
+              max_body_bytes: int = 1_000_000, max_tokens: int = 512, title: str = "joint-ere",
+              model_process: Optional[Dict[str, Any]] = None) -> FastAPI:
+    """``predictor`` parses the inputs and names the labels; it also predicts, on a thread, unless
+    ``model_process`` gives the settings of ``worker.process_executor``: then a process of its own predicts."""
+    if model_process is None:
+        batcher = MicroBatcher(predictor.predict_inputs, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms)
+    else:
+        from joint_ere.server import worker
+
+        batcher = MicroBatcher(worker.predict, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
+                               executor_factory=lambda: worker.process_executor(**model_process))
     predictor.text_splitter  # noqa: B018  (spaCy is loaded before the first request, not during it)
 
     @asynccontextmanager

@@ -20,16 +20,20 @@ class MicroBatcher:
     """
     ``await batcher.submit(inputs)`` queues one request's inputs. A single worker takes the first waiting request,
     then keeps collecting requests until ``max_batch_size`` sentences are gathered or ``max_wait_ms`` has passed
-    since the first one, and runs them all through ``predict`` in one call on a worker thread (the event loop
-    keeps accepting requests meanwhile). A request larger than ``max_batch_size`` goes alone; ``predict`` cuts it
-    into batches itself. If ``predict`` raises, every request of that batch gets the exception.
+    since the first one, and runs them all through ``predict`` in one call on the executor (a thread by default;
+    ``allennlp serve`` uses a process of its own, ``worker.py``) while the event loop keeps accepting requests.
+    A request larger than ``max_batch_size`` goes alone; ``predict`` cuts it into batches itself.
+    If ``predict`` raises, every request of that batch gets the exception.
     """
 
-    def __init__(self, predict: PredictFunction, max_batch_size: int = 64, max_wait_ms: float = 5.0) -> None:
+    def __init__(self, predict: PredictFunction, max_batch_size: int = 64, max_wait_ms: float = 5.0,
+                 executor_factory: Optional[Callable[[], concurrent.futures.Executor]] = None) -> None:
         if max_batch_size < 1 or max_wait_ms < 0:
             raise ValueError(f"max_batch_size must be positive and max_wait_ms not negative, "
                              f"not {max_batch_size} and {max_wait_ms}")
         self.predict = predict
+        self.executor_factory = executor_factory or (
+            lambda: concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model"))
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self._queue: Optional[asyncio.Queue] = None
@@ -40,7 +44,9 @@ class MicroBatcher:
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._executor = self.executor_factory()
+        # The first call starts the executor (a worker process loads the model): done before serving.
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.predict, [])
         self._worker = asyncio.create_task(self._run(), name="micro-batcher")
 
     async def stop(self) -> None:
@@ -93,6 +99,10 @@ class MicroBatcher:
             outputs = await loop.run_in_executor(self._executor, self.predict, joined)
         except Exception as error:  # handed to each request, which answers 500 without details
             logger.exception("prediction failed for a batch of %d requests", len(live))
+            if isinstance(error, concurrent.futures.BrokenExecutor):  # e.g. the worker process was killed
+                logger.error("the model's executor is broken; starting a new one")
+                self._executor.shutdown(wait=False)
+                self._executor = self.executor_factory()
             for _, future in live:
                 if not future.done():
                     future.set_exception(error)

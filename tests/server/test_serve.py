@@ -110,8 +110,8 @@ def test_two_hundred_concurrent_requests_all_succeed_and_are_batched(server_url)
 
 def test_a_failing_model_is_a_500_without_details(quickstart_predictor, monkeypatch):
     app = build_app(quickstart_predictor)
-    monkeypatch.setattr(app.state.batcher, "predict", lambda inputs: 1 / 0)
     with running_server(app) as url:
+        monkeypatch.setattr(app.state.batcher, "predict", lambda inputs: 1 / 0)
         response = httpx.post(f"{url}/predict", json={"text": "Mary Jones lives in Paris."})
         assert response.status_code == 500
         assert response.json() == {"error": "internal server error; see the server's log"}
@@ -138,9 +138,58 @@ def test_micro_batcher_joins_requests_that_arrive_together():
 
     docs, results = asyncio.run(scenario())
     assert [r[0]["echo"] for r in results] == docs
-    assert calls == [4, 2]  # the first batch is full at 4 sentences, the rest waits for at most 50 ms
+    # start() runs an empty call (a worker process loads its model then); the first batch is full at 4 sentences,
+    # the rest waits for at most 50 ms
+    assert calls == [0, 4, 2]
 
 
 def test_serve_refuses_bad_arguments(quickstart_archive, capsys):
     assert main(["serve", str(quickstart_archive), "--port", "70000"]) == 1
     assert "--port 70000" in capsys.readouterr().err
+
+
+def test_the_model_in_its_own_process_answers_the_same_and_survives_a_crash(quickstart_archive,
+                                                                             quickstart_predictor):
+    settings = {"archive_file": str(quickstart_archive), "cuda_device": -1, "overrides": "", "use_amp": False,
+                "predictor_name": None, "batch_size": 64, "threads": 1, "packages": []}
+    app = build_app(quickstart_predictor, model_process=settings)
+    body = [{"text": t} for t in TEXTS] + [SENTENCE]
+    with running_server(app) as url:
+        assert httpx.post(f"{url}/predict", json=body).json() == quickstart_predictor.predict_batch(body)
+        for process in list(app.state.batcher._executor._processes.values()):  # the worker dies (e.g. OOM)
+            process.kill()
+            process.join()
+        failed = httpx.post(f"{url}/predict", json=SENTENCE, timeout=60)
+        assert failed.status_code == 500 and "Traceback" not in failed.text
+        again = httpx.post(f"{url}/predict", json=SENTENCE, timeout=60)  # a new worker was started
+        assert again.status_code == 200 and again.json() == quickstart_predictor.predict(SENTENCE)
+
+
+def test_the_serve_command(quickstart_archive, quickstart_predictor):
+    """``allennlp serve`` as a user starts it: its own process, the model in another."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "joint_ere", "serve", str(quickstart_archive), "--port",
+                               str(port), "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.stderr.read().decode()
+            assert time.time() < deadline, "the server did not start"
+            time.sleep(0.2)
+        assert httpx.post(f"{url}/predict", json={"text": SENTENCE}).json() == quickstart_predictor.predict(SENTENCE)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
