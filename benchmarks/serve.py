@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import torch
 import joint_ere  # noqa: F401
 from joint_ere.data.text import TextDocument
 from joint_ere.predictors import Predictor
+from joint_ere.server.local import free_port, wait_until_ready
 
 
 def read_texts(path: str) -> List[str]:
@@ -116,25 +116,14 @@ def main() -> None:
     offline = in_process(args.archive, texts, args.max_batch_size, all_threads)
     offline_same_threads = in_process(args.archive, texts, args.max_batch_size, server_threads)
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "joint_ere", "serve", args.archive, "--port", str(port),
                                "--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.max_wait_ms),
                                "--threads", str(server_threads)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not start")
-            time.sleep(0.2)
+        wait_until_ready(url, server, timeout=120)
         asyncio.run(load(port, texts, min(args.clients, 20), 200))  # warm-up
         served = asyncio.run(load(port, texts, args.clients, args.requests))
         batching = httpx.get(f"{url}/health").json()["batching"]

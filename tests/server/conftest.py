@@ -1,9 +1,10 @@
-import socket
 import threading
 import time
 from contextlib import contextmanager
 
 import pytest
+
+from joint_ere.server.local import free_port
 
 
 @contextmanager
@@ -11,9 +12,7 @@ def running_server(app):
     """``app`` on uvicorn in a background thread, on a free localhost port; yields the base URL."""
     import uvicorn
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

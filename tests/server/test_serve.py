@@ -7,6 +7,7 @@ import pytest
 
 from joint_ere.commands import main
 from joint_ere.server import MicroBatcher, build_app
+from joint_ere.server.local import free_port, wait_until_ready
 from tests.commands.test_predict_text import TEXTS, check_offsets
 from tests.server.conftest import running_server
 
@@ -167,28 +168,15 @@ def test_the_model_in_its_own_process_answers_the_same_and_survives_a_crash(quic
 
 def test_the_serve_command(quickstart_archive, quickstart_predictor):
     """``allennlp serve`` as a user starts it: its own process, the model in another."""
-    import socket
     import subprocess
     import sys
-    import time
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "joint_ere", "serve", str(quickstart_archive), "--port",
-                               str(port), "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               str(port), "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, server.stderr.read().decode()
-            assert time.time() < deadline, "the server did not start"
-            time.sleep(0.2)
+        wait_until_ready(url, server)
         assert httpx.post(f"{url}/predict", json={"text": SENTENCE}).json() == quickstart_predictor.predict(SENTENCE)
     finally:
         server.terminate()
