@@ -29,8 +29,8 @@ import httpx
 import torch
 
 import joint_ere  # noqa: F401
-from joint_ere.data.text import TextDocument
 from joint_ere.predictors import Predictor
+from joint_ere.predictors.predictor import sentence_count
 from joint_ere.server.local import free_port, wait_until_ready
 
 
@@ -47,7 +47,7 @@ def in_process(archive: str, texts: List[str], batch_size: int, threads: int) ->
     predictor = Predictor.from_path(archive)
     predictor.batch_size = batch_size
     inputs = [predictor.parse_input(text) for text in texts]
-    sentences = sum(len(item.sentences) for item in inputs if isinstance(item, TextDocument))
+    sentences = sentence_count(inputs)
     predictor.predict_batch(texts[:batch_size])  # warm-up
     times = []
     for _ in range(3):

@@ -23,8 +23,8 @@ from joint_ere.commands.arguments import positive_int
 from joint_ere.common.errors import DataError
 from joint_ere.common.files import atomic_output, check_writable, read_text
 from joint_ere.data.readers import load_json_records, resolve_path
-from joint_ere.data.text import TextDocument
 from joint_ere.predictors import Predictor, parse_input
+from joint_ere.predictors.predictor import sentence_count
 
 
 def add_subparser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -52,7 +52,7 @@ def read_inputs(path: str, input_format: str = "auto") -> List[Tuple[object, Any
     if not text.strip():
         raise DataError(path, None, "the file is empty")
     if input_format == "json" or (input_format == "auto" and text.lstrip()[:1] in ("{", "[")):
-        return list(enumerate(load_json_records(path)))
+        return list(enumerate(load_json_records(path, text)))
     lines = text.split("\n")  # not splitlines(): U+2028 inside a line is text, not a line break
     return [(f"line {number}", line[:-1] if line.endswith("\r") else line)
             for number, line in enumerate(lines, start=1) if line.strip()]
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> None:
                            use_amp=args.use_amp)
     predictor = Predictor.from_archive(archive, args.predictor)
     predictor.batch_size = args.batch_size
-    total = sum(len(item.sentences) if isinstance(item, TextDocument) else 1 for item in inputs)
+    total = sentence_count(inputs)
     with tqdm(total=total, desc="predicting sentences", disable=args.silent and not args.output_file,
               dynamic_ncols=True, file=sys.stderr) as bar:
         outputs = predictor.predict_inputs(inputs, progress=bar.update)

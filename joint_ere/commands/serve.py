@@ -47,10 +47,9 @@ def run(args: argparse.Namespace) -> None:
 
     from joint_ere.server import build_app
 
-    # The model's threads must not crowd out the event loop that reads the requests: on 2 cores, 1 model thread
-    # serves 1.7 times more requests per second than 2 (RESULTS.md, "Serving").
+    # This process only reads requests and tokenises; the model's process gets the other cores (on 2 cores, 1
+    # model thread served 1.7 times more requests per second than 2: RESULTS.md, "Serving").
     torch.set_num_threads(1)
-
     threads = args.threads or max(1, (os.cpu_count() or 2) - 1)
     # This process reads the requests (its copy of the model, on the CPU, only checks the archive and names the
     # labels); the model predicts in a process of its own, so that the two do not share one GIL.

@@ -14,6 +14,11 @@ from joint_ere.models.model import Model
 PredictionInput = Union[Document, TextDocument]
 
 
+def sentence_count(inputs: Sequence[PredictionInput]) -> int:
+    """How many sentences ``inputs`` send through the model (a text has several, a tokenised record one)."""
+    return sum(len(item.sentences) if isinstance(item, TextDocument) else 1 for item in inputs)
+
+
 class Predictor(Registrable):
     """
     JSON in, JSON out. An input is raw text (a string, or ``{"text": ...}``) or a pre-tokenised record

@@ -4,16 +4,11 @@ import concurrent.futures
 import logging
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from joint_ere.data.text import TextDocument
-from joint_ere.predictors.predictor import PredictionInput
+from joint_ere.predictors.predictor import PredictionInput, sentence_count
 
 logger = logging.getLogger(__name__)
 
 PredictFunction = Callable[[Sequence[PredictionInput]], List[Dict[str, Any]]]
-
-
-def sentence_count(inputs: Sequence[PredictionInput]) -> int:
-    return sum(len(item.sentences) if isinstance(item, TextDocument) else 1 for item in inputs)
 
 
 class MicroBatcher:

@@ -5,6 +5,7 @@ and answers ``predict`` calls with the predictor's outputs; inputs and outputs c
 pickled, which costs far less than the model's own Python.
 """
 import concurrent.futures
+import functools
 import importlib
 import multiprocessing
 from typing import Any, Dict, List, Optional, Sequence
@@ -36,7 +37,5 @@ def predict(inputs: Sequence[PredictionInput]) -> List[Dict[str, Any]]:
 
 def process_executor(**settings: Any) -> concurrent.futures.ProcessPoolExecutor:
     """A pool of one spawned process running ``load(**settings)`` first (spawn: CUDA cannot be forked)."""
-    names = ("archive_file", "cuda_device", "overrides", "use_amp", "predictor_name", "batch_size", "threads",
-             "packages")
     return concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                                  initializer=load, initargs=tuple(settings[n] for n in names))
+                                                  initializer=functools.partial(load, **settings))

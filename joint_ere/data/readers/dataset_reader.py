@@ -67,10 +67,11 @@ def resolve_path(file_path: str) -> str:
     return str(file_path)
 
 
-def load_json_records(file_path: str) -> List[object]:
+def load_json_records(file_path: str, text: Optional[str] = None) -> List[object]:
     """A JSON list (SpERT) or JSON lines; every way the file can be broken is a DataError naming the file and
-    the line or record: bytes that are not UTF-8, a syntax error, a truncated end, an empty file, no records."""
-    text = read_text(file_path)
+    the line or record: bytes that are not UTF-8, a syntax error, a truncated end, an empty file, no records.
+    ``text``: the file's content when the caller has read it already."""
+    text = read_text(file_path) if text is None else text
     if not text.strip():
         raise DataError(file_path, None, "the file is empty")
     if text.lstrip().startswith("["):
