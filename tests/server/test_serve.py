@@ -144,6 +144,49 @@ def test_micro_batcher_joins_requests_that_arrive_together():
     assert calls == [0, 4, 2]
 
 
+def test_the_next_batch_is_handed_over_while_the_model_runs_the_current_one():
+    """max_in_flight=2: while the (one-worker) executor runs batch 1, batch 2 already waits in its queue, so the
+    model never waits for the event loop between batches; the answers still go to the right requests."""
+    import concurrent.futures
+    import threading
+
+    release = threading.Event()
+    submitted = []
+
+    class CountingExecutor(concurrent.futures.ThreadPoolExecutor):
+        def submit(self, fn, *args, **kwargs):
+            submitted.append(len(args[0]))
+            return super().submit(fn, *args, **kwargs)
+
+    def predict(inputs):
+        if inputs:
+            release.wait(timeout=10)
+        return [{"echo": item} for item in inputs]
+
+    async def scenario():
+        from joint_ere.data import Document
+
+        batcher = MicroBatcher(predict, max_batch_size=2, max_wait_ms=0, max_in_flight=2,
+                               executor_factory=lambda: CountingExecutor(max_workers=1))
+        await batcher.start()
+        docs = [Document([f"w{i}"]) for i in range(6)]
+        pending = asyncio.gather(*(batcher.submit([d]) for d in docs))
+        for _ in range(200):  # the first batch is blocked in predict
+            await asyncio.sleep(0.005)
+            if len(submitted) >= 3:
+                break
+        handed_over = list(submitted)
+        release.set()
+        results = await pending
+        await batcher.stop()
+        return docs, results, handed_over
+
+    docs, results, handed_over = asyncio.run(scenario())
+    assert handed_over == [0, 2, 2]  # start()'s empty call, the running batch and the one waiting; not a third
+    assert submitted == [0, 2, 2, 2]
+    assert [r[0]["echo"] for r in results] == docs
+
+
 def test_serve_refuses_bad_arguments(quickstart_archive, capsys):
     assert main(["serve", str(quickstart_archive), "--port", "70000"]) == 1
     assert "--port 70000" in capsys.readouterr().err
