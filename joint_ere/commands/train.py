@@ -1,4 +1,9 @@
-"""``allennlp train CONFIG -s DIR``: build everything from the config, train, save ``model.tar.gz``."""
+"""
+``allennlp train CONFIG -s DIR``: build everything from the config, train, save ``model.tar.gz``.
+
+``torchrun --nproc_per_node N -m joint_ere train CONFIG -s DIR`` trains on N processes (README, "Several
+GPUs"): every process reads the data and builds the model; rank 0 alone writes DIR.
+"""
 import argparse
 import json
 import logging
@@ -13,6 +18,7 @@ import numpy
 import torch
 from tango.common import Params
 
+from joint_ere.common import distributed
 from joint_ere.common.errors import ConfigurationError, DataError
 from joint_ere.common.files import dump_json, read_json
 from joint_ere.common.params import construct, load_config
@@ -39,7 +45,21 @@ def add_subparser(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
 
 def run(args: argparse.Namespace) -> None:
     params = load_config(args.param_path, args.overrides)
-    train_model(params, args.serialization_dir, recover=args.recover, force=args.force, dry_run=args.dry_run)
+    try:
+        train_model(params, args.serialization_dir, recover=args.recover, force=args.force, dry_run=args.dry_run)
+    finally:
+        distributed.shutdown()
+
+
+def _join_torchrun(config: Dict[str, Any]) -> None:
+    """Under torchrun: join the process group (NCCL for a CUDA trainer, gloo on the CPU); ranks other than 0 log
+    only warnings, so the console shows one run."""
+    if not distributed.launched_by_torchrun():
+        return
+    device = (config.get("trainer") or {}).get("cuda_device", -1)
+    distributed.init_from_environment(cuda=device not in (None, -1, "cpu"))
+    if not distributed.is_primary():
+        logging.getLogger("joint_ere").setLevel(logging.WARNING)
 
 
 def _seed(params: Params) -> None:
@@ -89,8 +109,9 @@ def dataset_statistics(name: str, instances: List[Instance]) -> Dict[str, Any]:
 def train_model(params: Params, serialization_dir: str, recover: bool = False, force: bool = False,
                 dry_run: bool = False) -> Optional[Model]:
     """Everything that can fail on bad input happens before ``serialization_dir`` is touched."""
-    _check_serialization_dir(serialization_dir, recover, force, dry_run)
     config = params.duplicate().as_dict(quiet=True)
+    _join_torchrun(config)
+    _check_serialization_dir(serialization_dir, recover, force, dry_run)
     _seed(params)
 
     reader = construct(DatasetReader, params.pop("dataset_reader", {}), "dataset_reader")
@@ -152,12 +173,21 @@ def train_model(params: Params, serialization_dir: str, recover: bool = False, f
             loader.index_with(vocab)
     trainer = construct(Trainer, trainer_params, "trainer", model=model, serialization_dir=serialization_dir,
                         data_loader=data_loader, validation_data_loader=validation_loader)
+    if distributed.world_size() > 1:
+        # every rank starts from rank 0's weights (DistributedDataParallel copied them); dropout differs by rank
+        torch.manual_seed(torch.initial_seed() + distributed.rank())
+        distributed.barrier()  # every rank has checked DIR before rank 0 writes to it
+        if not distributed.is_primary():
+            return _train_as_secondary(trainer, recover, serialization_dir, config)
 
     # Only now, with the whole config checked, is anything written.
     if force and os.path.exists(serialization_dir):
         shutil.rmtree(serialization_dir)
     os.makedirs(serialization_dir, exist_ok=True)
     log_handler = _log_to_file(serialization_dir)
+    if distributed.world_size() > 1:
+        logger.info("training on %d processes (%s); rank 0 writes %s", distributed.world_size(),
+                    torch.distributed.get_backend(), serialization_dir)
     try:
         if recover:
             saved, now = _saved_config(serialization_dir), json.loads(json.dumps(config))  # as config.json has it
@@ -186,6 +216,15 @@ def train_model(params: Params, serialization_dir: str, recover: bool = False, f
         logging.getLogger().removeHandler(log_handler)
         log_handler.close()
     return model
+
+
+def _train_as_secondary(trainer: Trainer, recover: bool, serialization_dir: str, config: Dict[str, Any]) -> Model:
+    """A rank other than 0: it trains and validates its shards in step with rank 0, and writes nothing."""
+    if recover:
+        now = json.loads(json.dumps(config))
+        trainer.restore_checkpoint(optimizer_change=_optimizer_change(_saved_config(serialization_dir), now))
+    trainer.train()
+    return trainer.model
 
 
 def _as_dict(params: Any) -> Optional[Dict[str, Any]]:

@@ -1,10 +1,12 @@
 """Batches of padded tensors from indexed instances: plain (optionally shuffled) or length-bucketed."""
+import math
 import random
 from typing import Dict, Iterator, List, Optional
 
 import torch
 from tango.common import FromParams, Registrable
 
+from joint_ere.common import distributed
 from joint_ere.common.errors import ConfigurationError
 from joint_ere.data.instance import Instance
 from joint_ere.data.vocabulary import Vocabulary
@@ -77,6 +79,19 @@ class DataLoader(FromParams):
         self.drop_last = drop_last
         self.device = torch.device("cpu")
         self.vocab: Optional[Vocabulary] = None
+        self.num_shards, self.shard, self.equal_shards = 1, 0, True
+
+    def set_shard(self, shard: int, num_shards: int, equal: bool) -> None:
+        """
+        Distributed training: this process gets batches ``shard``, ``shard + num_shards``, ... of each epoch's
+        list (drawn once, on rank 0, and broadcast), so the ranks' batches at one step are consecutive batches
+        of a single process's epoch. ``equal`` (training) tops the shorter shards up with batches from the start
+        of the list, as every rank must take the same number of steps; validation shards stay unequal, so every
+        sentence is scored once.
+        """
+        if not 0 <= shard < num_shards:
+            raise ValueError(f"shard {shard} of {num_shards}")
+        self.num_shards, self.shard, self.equal_shards = num_shards, shard, equal
 
     def index_with(self, vocab: Vocabulary) -> None:
         self.vocab = vocab
@@ -98,15 +113,34 @@ class DataLoader(FromParams):
             batches.pop()
         return batches
 
-    def __len__(self) -> int:
+    def _sharded(self, batches: List[List[int]]) -> List[List[int]]:
+        if self.num_shards == 1:
+            return batches
+        batches = distributed.broadcast(batches)  # rank 0's draw of this epoch, the same on every rank
+        mine = batches[self.shard:: self.num_shards]
+        if self.equal_shards and batches:
+            wanted = math.ceil(len(batches) / self.num_shards)
+            mine += [batches[i % len(batches)] for i in range(wanted - len(mine))]
+        return mine
+
+    def _num_batches(self) -> int:
         size = self.batch_sampler.batch_size if self.batch_sampler is not None else self.batch_size
         count, rest = divmod(len(self.instances), size)
         return count + (1 if rest and not self.drop_last else 0)
 
+    def __len__(self) -> int:
+        """Batches of this process (of its shard in a distributed run)."""
+        total = self._num_batches()
+        if self.num_shards == 1:
+            return total
+        if self.equal_shards:
+            return math.ceil(total / self.num_shards)
+        return len(range(self.shard, total, self.num_shards))
+
     def __iter__(self) -> Iterator[Dict]:
         if self.vocab is None:
             raise RuntimeError("call index_with(vocab) before iterating over a DataLoader")
-        for indices in self._batches():
+        for indices in self._sharded(self._batches()):
             yield move_to_device(batch_instances([self.instances[i] for i in indices]), self.device)
 
 

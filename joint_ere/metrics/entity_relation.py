@@ -22,6 +22,7 @@ has no entity there), so both groups' precision and recall share one partition.
 from collections import defaultdict
 from typing import Dict, Iterable, List, Set, Tuple
 
+from joint_ere.common import distributed
 from joint_ere.data.document import Document
 
 TASKS = ("ner", "re", "re_strict")
@@ -77,6 +78,26 @@ class EntityRelationMetrics:
                                            true["ner"] - pred["ner"])):
                 for start, end, _ in items:
                     self.triple_counts["in_triple" if (start, end) in arguments else "out_of_triple"][index] += 1
+
+    def state(self) -> Dict[str, Dict[str, List[int]]]:
+        """The counts, as plain dicts (picklable)."""
+        return {**{task: dict(table) for task, table in self.counts.items()}, "triple": dict(self.triple_counts)}
+
+    def add_state(self, state: Dict[str, Dict[str, List[int]]]) -> None:
+        """Adds counts from ``state()`` of another instance (e.g. another process's)."""
+        for task, table in state.items():
+            target = self.triple_counts if task == "triple" else self.counts[task]
+            for label, counts in table.items():
+                target[label] = [a + b for a, b in zip(target[label], counts)]
+
+    def sum_across_processes(self) -> None:
+        """In a distributed run, every process's counts become the sum over all processes (all must call it)."""
+        if distributed.world_size() == 1:
+            return
+        states = distributed.all_gather(self.state())
+        self.reset()
+        for state in states:
+            self.add_state(state)
 
     def get_metric(self, reset: bool = False, per_type: bool = False) -> Dict[str, float]:
         out: Dict[str, float] = {}

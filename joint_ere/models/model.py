@@ -43,3 +43,7 @@ class Model(torch.nn.Module, Registrable):
     def get_metrics(self, reset: bool = False, per_type: bool = False) -> Dict[str, float]:
         return self.metrics.get_metric(reset=reset, per_type=per_type)
 
+    def sum_metrics_across_processes(self) -> None:
+        """Distributed training: each process scored its own shard of the validation data; pool the counts."""
+        self.metrics.sum_across_processes()
+

@@ -2,7 +2,11 @@
 AllenNLP's ``gradient_descent`` trainer, small: epochs of mini-batch steps with gradient accumulation,
 clipping and AMP; validation with the model's metrics; early stopping on ``validation_metric``; per-epoch
 checkpoints that ``-r`` resumes from exactly (model, optimizer, scheduler, scaler, epoch and RNG states).
+Under ``torchrun`` (``joint_ere/common/distributed.py``) the model is wrapped in DistributedDataParallel, each
+process trains and validates on its shard of the batches, metrics are pooled over the processes, and rank 0
+alone writes the serialization directory.
 """
+import contextlib
 import datetime
 import functools
 import logging
@@ -17,6 +21,7 @@ import torch
 from tango.common import Lazy, Registrable
 from tqdm import tqdm
 
+from joint_ere.common import distributed
 from joint_ere.common.errors import ConfigurationError, DataError, TrainingError, first_line
 from joint_ere.common.files import atomic_save, dump_json, read_json
 from joint_ere.data.data_loader import DataLoader
@@ -37,6 +42,8 @@ def resolve_device(cuda_device: Optional[Union[int, str]], key: str = "trainer.c
     if not torch.cuda.is_available():
         raise ConfigurationError(f"{key} is {cuda_device!r}, but this machine has no CUDA device "
                                  f"(use -1 for the CPU)")
+    if distributed.world_size() > 1:  # torchrun: one GPU per process
+        return torch.device("cuda", distributed.local_rank())
     return torch.device(f"cuda:{cuda_device}" if isinstance(cuda_device, int) else cuda_device)
 
 
@@ -99,6 +106,9 @@ class GradientDescentTrainer(Trainer):
     checkpointer : `Checkpointer`, optional (default = keep the last 2)
     callbacks : `List[TrainerCallback]`, optional (default = `tensorboard` and `validation_plot`)
         Training curves (``joint_ere/training/callbacks.py``); ``[]`` writes none.
+    ddp_find_unused_parameters : `bool`, optional (default = `False`)
+        Under ``torchrun``: set it for a model some of whose parameters get no gradient in some steps
+        (DistributedDataParallel then looks for them after every forward pass, which costs a little).
     """
 
     def __init__(self, model: Model, serialization_dir: str, data_loader: DataLoader,
@@ -107,7 +117,8 @@ class GradientDescentTrainer(Trainer):
                  patience: Optional[int] = None, validation_metric: str = "-loss", grad_norm: Optional[float] = None,
                  cuda_device: Optional[Union[int, str]] = None, use_amp: bool = False,
                  num_gradient_accumulation_steps: int = 1, checkpointer: Lazy[Checkpointer] = Lazy(Checkpointer),
-                 callbacks: Optional[List[Lazy[TrainerCallback]]] = None, show_progress: bool = True) -> None:
+                 callbacks: Optional[List[Lazy[TrainerCallback]]] = None, show_progress: bool = True,
+                 ddp_find_unused_parameters: bool = False) -> None:
         self.device = resolve_device(cuda_device)
         if use_amp and self.device.type != "cuda":
             raise ConfigurationError("trainer.use_amp needs a CUDA trainer.cuda_device")
@@ -120,6 +131,17 @@ class GradientDescentTrainer(Trainer):
         for loader in (data_loader, validation_data_loader):
             if loader is not None:
                 loader.set_target_device(self.device)
+        # What trains: the model, or under torchrun its DistributedDataParallel wrapper (which averages the
+        # gradients over the processes); validation, metrics and checkpoints use the model itself.
+        self.train_module: torch.nn.Module = self.model
+        self.primary = distributed.is_primary()
+        if distributed.world_size() > 1:
+            self.train_module = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=ddp_find_unused_parameters)
+            data_loader.set_shard(distributed.rank(), distributed.world_size(), equal=True)
+            if validation_data_loader is not None:
+                validation_data_loader.set_shard(distributed.rank(), distributed.world_size(), equal=False)
         self.optimizer = optimizer.construct(model_parameters=list(model.named_parameters()))
         # the configured settings of each parameter group, before a scheduler or a checkpoint changes them
         self.optimizer_settings = [{k: v for k, v in group.items() if k != "params"}
@@ -137,16 +159,27 @@ class GradientDescentTrainer(Trainer):
         self.checkpointer = checkpointer.construct(serialization_dir=serialization_dir)
         if callbacks is None:
             callbacks = [Lazy(TrainerCallback.by_name(c["type"])) for c in DEFAULT_CALLBACKS]
-        self.callbacks = [callback.construct(serialization_dir=serialization_dir) for callback in callbacks]
-        self.show_progress = show_progress
+        self.callbacks = [callback.construct(serialization_dir=serialization_dir) for callback in callbacks] \
+            if self.primary else []
+        self.show_progress = show_progress and self.primary
         self.start_epoch = 0
         self.best_validation_metrics: Dict[str, float] = {}
         self.elapsed_before = 0.0
 
     # -- one epoch ----------------------------------------------------------------------------------------
-    def _forward(self, batch: Dict[str, Any]) -> Dict[str, Any]:
+    def _forward(self, batch: Dict[str, Any], module: Optional[torch.nn.Module] = None) -> Dict[str, Any]:
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-            return self.model(**batch)
+            return (module or self.model)(**batch)
+
+    def _train_forward(self, batch: Dict[str, Any]) -> Dict[str, Any]:
+        try:
+            return self._forward(batch, self.train_module)
+        except RuntimeError as error:
+            if "find_unused_parameters" in str(error):  # DistributedDataParallel's own advice, in config terms
+                raise ConfigurationError(f"some parameters of the model got no gradient in a step, which "
+                                         f"DistributedDataParallel must be told: set trainer.ddp_find_unused_"
+                                         f"parameters to true ({first_line(error)})") from None
+            raise
 
     def _train_epoch(self, epoch: int) -> Dict[str, float]:
         self.model.train()
@@ -156,22 +189,31 @@ class GradientDescentTrainer(Trainer):
                    disable=not self.show_progress, dynamic_ncols=True)
         self.optimizer.zero_grad(set_to_none=True)
         for index, batch in enumerate(bar):
-            output = self._forward(batch)
-            loss = output["loss"] / self.accumulation
-            if not torch.isfinite(loss):
-                raise TrainingError(f"epoch {epoch + 1}, batch {index + 1}: the loss is {loss.item()}; "
-                                    f"stopped. {self._what_is_kept()}")
-            (self.scaler.scale(loss) if self.scaler else loss).backward()
+            stepping = (index + 1) % self.accumulation == 0 or index + 1 == len(self.data_loader)
+            # under DDP, gradients are averaged over the processes only in the backward pass before a step
+            no_sync = self.train_module.no_sync() if not stepping and self.train_module is not self.model \
+                else contextlib.nullcontext()
+            with no_sync:
+                output = self._train_forward(batch)
+                loss = output["loss"] / self.accumulation
+                if not torch.isfinite(loss):
+                    raise TrainingError(f"epoch {epoch + 1}, batch {index + 1}: the loss is {loss.item()}; "
+                                        f"stopped. {self._what_is_kept()}")
+                (self.scaler.scale(loss) if self.scaler else loss).backward()
             batches += 1
             losses = {key: output[key].item() for key in ("loss", "ner_loss", "re_loss") if key in output}
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0.0) + value
             learning_rate = self.optimizer.param_groups[0].get("lr")
-            if (index + 1) % self.accumulation == 0 or index + 1 == len(self.data_loader):
+            if stepping:
                 self._step()
             for callback in self.callbacks:
                 callback.on_batch(epoch * len(self.data_loader) + index, losses, learning_rate)
             bar.set_postfix({k: f"{v / batches:.4f}" for k, v in totals.items()}, refresh=False)
+        if distributed.world_size() > 1:  # the mean over every process's batches
+            names = sorted(totals)
+            *sums, batches = distributed.sum_floats(*(totals[name] for name in names), batches)
+            totals = dict(zip(names, sums))
         return {k: v / max(1, batches) for k, v in totals.items()}
 
     def _what_is_kept(self) -> str:
@@ -211,6 +253,9 @@ class GradientDescentTrainer(Trainer):
                 if self.show_progress:
                     running = self.model.get_metrics()
                     bar.set_postfix({k: f"{running[k]:.3f}" for k in PROGRESS_METRICS if k in running}, refresh=False)
+        if distributed.world_size() > 1:  # each process scored its shard: pool the counts and the losses
+            self.model.sum_metrics_across_processes()
+            total, batches = distributed.sum_floats(total, batches)
         metrics = self.model.get_metrics(reset=True)
         metrics["loss"] = total / max(1, batches)
         return metrics
@@ -255,6 +300,7 @@ class GradientDescentTrainer(Trainer):
                 self.tracker.best_epoch = epoch
             if is_best:
                 self.best_validation_metrics = validation_metrics
+            if is_best and self.primary:
                 atomic_save(os.path.join(self.serialization_dir, "best.th"),
                             functools.partial(torch.save, self.model.state_dict()))
             elapsed = self.elapsed_before + time.time() - started
@@ -268,7 +314,8 @@ class GradientDescentTrainer(Trainer):
                 **{f"validation_{k}": v for k, v in validation_metrics.items()},
                 **{f"best_validation_{k}": v for k, v in self.best_validation_metrics.items()},
             }
-            dump_json(metrics, os.path.join(self.serialization_dir, f"metrics_epoch_{epoch}.json"))
+            if self.primary:
+                dump_json(metrics, os.path.join(self.serialization_dir, f"metrics_epoch_{epoch}.json"))
             for callback in self.callbacks:
                 callback.on_epoch(epoch, train_metrics, validation_metrics)
             summary = ", ".join(f"{k}={v:.4f}" for k, v in validation_metrics.items()
@@ -277,12 +324,14 @@ class GradientDescentTrainer(Trainer):
                         train_metrics.get("loss", float("nan")), summary or "-", metrics["epoch_seconds"])
             if self.scheduler:
                 self.scheduler.step(value)
-            self.checkpointer.save(epoch, self.model.state_dict(), self._training_state(epoch, elapsed))
+            if self.primary:
+                self.checkpointer.save(epoch, self.model.state_dict(), self._training_state(epoch, elapsed))
             if validation_metrics and self.tracker.should_stop_early():
                 logger.info("no improvement of %s for %d epochs: stopping", self.tracker.name,
                             self.tracker.epochs_without_improvement)
                 break
         best_path = os.path.join(self.serialization_dir, "best.th")
+        distributed.barrier()  # rank 0 has written best.th
         if os.path.exists(best_path):
             self.model.load_state_dict(torch.load(best_path, map_location=self.device, weights_only=True))
         return metrics
