@@ -29,7 +29,8 @@ def add_subparser(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("-o", "--overrides", default="", help="a JSON object merged into the archived config")
     parser.add_argument("--use-amp", action="store_true",
-                        help="run transformer embedders in bfloat16 (CPU) / float16 (GPU); the rest stays float32")
+                        help="run transformer embedders in bfloat16 (CPU) / float16 (GPU), and lstm encoders in "
+                             "bfloat16 on a CPU; the rest stays float32")
     parser.add_argument("--per-type", action="store_true", help="also report P/R/F1 per entity and relation type")
     return parser
 

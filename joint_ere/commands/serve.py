@@ -31,7 +31,8 @@ def add_subparser(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
                              "to handle the requests)")
     parser.add_argument("-o", "--overrides", default="", help="a JSON object merged into the archived config")
     parser.add_argument("--use-amp", action="store_true",
-                        help="run transformer embedders in bfloat16 (CPU) / float16 (GPU); the rest stays float32")
+                        help="run transformer embedders in bfloat16 (CPU) / float16 (GPU), and lstm encoders in "
+                             "bfloat16 on a CPU; the rest stays float32")
     return parser
 
 

@@ -1,0 +1,91 @@
+"""The ``lstm`` encoders' padded CPU path against AllenNLP's packed wrappers: same outputs, same gradients."""
+import pytest
+import torch
+from allennlp_light.modules import Seq2SeqEncoder, Seq2VecEncoder
+from allennlp_light.modules.seq2seq_encoders.pytorch_seq2seq_wrapper import PytorchSeq2SeqWrapper
+from allennlp_light.modules.seq2vec_encoders.pytorch_seq2vec_wrapper import PytorchSeq2VecWrapper
+
+from joint_ere.common.errors import ConfigurationError
+from joint_ere.modules.encoders import LstmSeq2SeqEncoder, LstmSeq2VecEncoder
+
+LENGTHS = [7, 3, 0, 5, 1, 7]  # an empty row (a padding word's characters), ties, a row of one
+
+
+def batch(input_size=6):
+    torch.manual_seed(3)
+    inputs = torch.randn(len(LENGTHS), max(LENGTHS), input_size)
+    mask = torch.arange(max(LENGTHS)).unsqueeze(0) < torch.tensor(LENGTHS).unsqueeze(1)
+    return inputs, mask
+
+
+def allennlp_twin(ours, wrapper):
+    """AllenNLP's own wrapper around a torch.nn.LSTM holding our weights."""
+    lstm = ours._module
+    twin = torch.nn.LSTM(lstm.input_size, lstm.hidden_size, lstm.num_layers, batch_first=True,
+                         bidirectional=lstm.bidirectional)
+    twin.load_state_dict(lstm.state_dict())
+    return wrapper(twin)
+
+
+@pytest.mark.parametrize("layers,bidirectional", [(1, True), (2, True), (2, False)])
+@pytest.mark.parametrize("kind", ["seq2seq", "seq2vec"])
+def test_the_padded_path_is_the_packed_lstm(kind, layers, bidirectional):
+    ours_class, wrapper = ((LstmSeq2SeqEncoder, PytorchSeq2SeqWrapper) if kind == "seq2seq"
+                           else (LstmSeq2VecEncoder, PytorchSeq2VecWrapper))
+    torch.manual_seed(0)
+    ours = ours_class(input_size=6, hidden_size=4, num_layers=layers, bidirectional=bidirectional)
+    reference = allennlp_twin(ours, wrapper)
+    inputs, mask = batch()
+    ours_inputs, reference_inputs = inputs.clone().requires_grad_(), inputs.clone().requires_grad_()
+    output, expected = ours(ours_inputs, mask), reference(reference_inputs, mask)
+    assert output.shape == expected.shape == (len(LENGTHS), *([max(LENGTHS)] if kind == "seq2seq" else []),
+                                              ours.get_output_dim())
+    torch.testing.assert_close(output, expected)
+    assert output[2].abs().sum() == 0  # the empty row
+    weights = torch.randn_like(output)
+    (output * weights).sum().backward()
+    (expected * weights).sum().backward()
+    torch.testing.assert_close(ours_inputs.grad, reference_inputs.grad)
+    for name, parameter in ours._module.named_parameters():
+        torch.testing.assert_close(parameter.grad, dict(reference._module.named_parameters())[name].grad)
+
+
+def test_the_packed_reference_path_agrees_and_archives_keep_allennlp_names():
+    encoder = Seq2SeqEncoder.by_name("lstm")(input_size=6, hidden_size=4, num_layers=2, bidirectional=True)
+    assert isinstance(encoder, LstmSeq2SeqEncoder)
+    assert isinstance(Seq2VecEncoder.by_name("lstm")(input_size=6, hidden_size=4), LstmSeq2VecEncoder)
+    assert "_module.weight_hh_l1_reverse" in encoder.state_dict()  # as PytorchSeq2SeqWrapper's
+    inputs, mask = batch()
+    padded = encoder(inputs, mask)
+    encoder.packed_reference = True
+    torch.testing.assert_close(encoder(inputs, mask), padded)
+
+
+def test_dropout_between_layers_only_in_training():
+    encoder = LstmSeq2SeqEncoder(input_size=6, hidden_size=4, num_layers=2, bidirectional=True, dropout=0.5)
+    inputs, mask = batch()
+    encoder.eval()
+    first = encoder(inputs, mask)
+    torch.testing.assert_close(encoder(inputs, mask), first)
+    encoder.train()
+    assert not torch.allclose(encoder(inputs, mask), first)
+
+
+def test_unsupported_options_are_refused():
+    with pytest.raises(ConfigurationError, match="stateful"):
+        LstmSeq2SeqEncoder(input_size=6, hidden_size=4, stateful=True)
+
+
+def test_use_amp_runs_the_cpu_lstms_in_bfloat16_at_inference_only():
+    from joint_ere.modules.transformer_embedder import use_reduced_precision
+
+    model = torch.nn.ModuleDict({"words": LstmSeq2SeqEncoder(input_size=6, hidden_size=4, bidirectional=True),
+                                 "chars": LstmSeq2VecEncoder(input_size=6, hidden_size=4, bidirectional=True)})
+    inputs, mask = batch()
+    exact = model["words"](inputs, mask)
+    assert use_reduced_precision(model, torch.device("cpu")) == 2
+    torch.testing.assert_close(model["words"](inputs, mask), exact)  # gradients wanted: float32 as before
+    with torch.inference_mode():
+        reduced = model["words"](inputs, mask)
+    assert reduced.dtype == torch.float32 and not torch.equal(reduced, exact)
+    torch.testing.assert_close(reduced, exact.detach(), atol=0.02, rtol=0)
