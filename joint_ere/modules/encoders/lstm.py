@@ -8,7 +8,7 @@ instead: the forward direction as it is (padding comes after every real word, so
 backward direction over each sentence reversed within its own length (``_reversed_positions``; padding stays at
 the end) and reversed back. The outputs at real positions are the packed LSTM's, and padding positions are zero
 as after ``pad_packed_sequence``. A BiLSTM of 100 units over 64 sentences of 20-30 words: forward + backward
-23.7 against 51.8 ms on one thread (RESULTS.md, "Padded LSTMs"). On CUDA the packed cuDNN LSTM stays: it is
+26 against 55 ms on one thread (``benchmarks/lstm.py``; RESULTS.md, "CPU training speed"). On CUDA the packed cuDNN LSTM stays: it is
 fast and reads lengths itself. ``packed_reference`` runs the packed path anywhere (the tests compare both).
 
 ``inference_dtype`` (set by ``--use-amp``, ``use_reduced_precision``): bfloat16 runs the CPU path's LSTMs in
