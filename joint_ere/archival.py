@@ -172,7 +172,8 @@ def load_archive(archive_file: str, cuda_device: Union[int, str, None] = -1,
                                      f"({first_line(error)})") from None
         model.to(device).eval()
         if use_amp and not use_reduced_precision(model, device):
-            logger.warning("--use-amp: the model has no transformer embedder (nor, on a CPU, an lstm encoder); it runs in float32")
+            logger.warning("--use-amp: the model has no transformer embedder (nor, on a CPU, an lstm encoder); "
+                           "it runs in float32")
         reader = construct(DatasetReader, _for_loading(raw.get("dataset_reader") or {}, archived, False),
                            "dataset_reader")
         validation = raw.get("validation_dataset_reader")

@@ -190,11 +190,7 @@ def train_model(params: Params, serialization_dir: str, recover: bool = False, f
                     torch.distributed.get_backend(), serialization_dir)
     try:
         if recover:
-            saved, now = _saved_config(serialization_dir), json.loads(json.dumps(config))  # as config.json has it
-            if saved is not None and saved != now:
-                logger.warning("the config differs from the one %s was trained with", serialization_dir)
-            if not trainer.restore_checkpoint(optimizer_change=_optimizer_change(saved, now)):
-                logger.warning("no checkpoint in %s: training from the start", serialization_dir)
+            _restore(trainer, serialization_dir, config)
         dump_json(config, os.path.join(serialization_dir, "config.json"))
         vocab.save_to_files(os.path.join(serialization_dir, "vocabulary"))
         started = time.time()
@@ -221,10 +217,19 @@ def train_model(params: Params, serialization_dir: str, recover: bool = False, f
 def _train_as_secondary(trainer: Trainer, recover: bool, serialization_dir: str, config: Dict[str, Any]) -> Model:
     """A rank other than 0: it trains and validates its shards in step with rank 0, and writes nothing."""
     if recover:
-        now = json.loads(json.dumps(config))
-        trainer.restore_checkpoint(optimizer_change=_optimizer_change(_saved_config(serialization_dir), now))
+        _restore(trainer, serialization_dir, config)
     trainer.train()
     return trainer.model
+
+
+def _restore(trainer: Trainer, serialization_dir: str, config: Dict[str, Any]) -> None:
+    """``-r``: the newest checkpoint of ``serialization_dir`` into ``trainer`` (every rank; rank 0 warns)."""
+    saved, now = _saved_config(serialization_dir), json.loads(json.dumps(config))  # as config.json has it
+    warn = logger.warning if distributed.is_primary() else logger.debug
+    if saved is not None and saved != now:
+        warn("the config differs from the one %s was trained with", serialization_dir)
+    if not trainer.restore_checkpoint(optimizer_change=_optimizer_change(saved, now)):
+        warn("no checkpoint in %s: training from the start", serialization_dir)
 
 
 def _as_dict(params: Any) -> Optional[Dict[str, Any]]:

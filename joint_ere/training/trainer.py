@@ -167,13 +167,12 @@ class GradientDescentTrainer(Trainer):
         self.elapsed_before = 0.0
 
     # -- one epoch ----------------------------------------------------------------------------------------
-    def _forward(self, batch: Dict[str, Any], module: Optional[torch.nn.Module] = None) -> Dict[str, Any]:
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-            return (module or self.model)(**batch)
-
-    def _train_forward(self, batch: Dict[str, Any]) -> Dict[str, Any]:
+    def _forward(self, batch: Dict[str, Any]) -> Dict[str, Any]:
+        """Training goes through ``train_module`` (DDP's wrapper under torchrun), validation through the model."""
+        module = self.train_module if self.model.training else self.model
         try:
-            return self._forward(batch, self.train_module)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+                return module(**batch)
         except RuntimeError as error:
             if "find_unused_parameters" in str(error):  # DistributedDataParallel's own advice, in config terms
                 raise ConfigurationError(f"some parameters of the model got no gradient in a step, which "
@@ -194,7 +193,7 @@ class GradientDescentTrainer(Trainer):
             no_sync = self.train_module.no_sync() if not stepping and self.train_module is not self.model \
                 else contextlib.nullcontext()
             with no_sync:
-                output = self._train_forward(batch)
+                output = self._forward(batch)
                 loss = output["loss"] / self.accumulation
                 if not torch.isfinite(loss):
                     raise TrainingError(f"epoch {epoch + 1}, batch {index + 1}: the loss is {loss.item()}; "

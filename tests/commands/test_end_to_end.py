@@ -171,8 +171,8 @@ def test_a_nan_loss_stops_training_and_recover_resumes(tmp_path, monkeypatch, ca
     original = GradientDescentTrainer._forward
     calls = []
 
-    def poisoned(self, batch, module=None):
-        output = original(self, batch, module)
+    def poisoned(self, batch):
+        output = original(self, batch)
         if self.model.training:
             calls.append(1)
             if len(calls) == 4:  # epoch 2 (two batches of 4 sentences per epoch), batch 2
@@ -231,8 +231,8 @@ def test_a_nan_validation_loss_saves_nothing_of_that_epoch(tmp_path, monkeypatch
     path.write_text(json.dumps(config))
     original = GradientDescentTrainer._forward
 
-    def poisoned(self, batch, module=None):
-        output = original(self, batch, module)
+    def poisoned(self, batch):
+        output = original(self, batch)
         if not self.model.training and self.tracker.best_epoch is not None:  # from epoch 2's validation on
             output["loss"] = output["loss"] * float("nan")
         return output

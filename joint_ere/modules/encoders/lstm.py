@@ -8,8 +8,9 @@ instead: the forward direction as it is (padding comes after every real word, so
 backward direction over each sentence reversed within its own length (``_reversed_positions``; padding stays at
 the end) and reversed back. The outputs at real positions are the packed LSTM's, and padding positions are zero
 as after ``pad_packed_sequence``. A BiLSTM of 100 units over 64 sentences of 20-30 words: forward + backward
-26 against 55 ms on one thread (``benchmarks/lstm.py``; RESULTS.md, "CPU training speed"). On CUDA the packed cuDNN LSTM stays: it is
-fast and reads lengths itself. ``packed_reference`` runs the packed path anywhere (the tests compare both).
+26 against 55 ms on one thread (``benchmarks/lstm.py``; RESULTS.md, "CPU training speed"). On CUDA the packed
+cuDNN LSTM stays: it is fast and reads lengths itself. ``packed_reference`` runs the packed path anywhere (the
+tests compare both).
 
 ``inference_dtype`` (set by ``--use-amp``, ``use_reduced_precision``): bfloat16 runs the CPU path's LSTMs in
 bfloat16 when no gradient is needed (oneDNN uses AMX where the CPU has it: 2.5 times faster on one thread of the
@@ -60,7 +61,7 @@ class _Lstm(torch.nn.Module):
 
     def _packed(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         valid = lengths > 0  # PackedSequence refuses empty rows; they stay zero
-        output = inputs.new_zeros(*inputs.shape[:2], self._module.hidden_size * (1 + self.is_bidirectional()))
+        output = inputs.new_zeros(*inputs.shape[:2], self.get_output_dim())
         if valid.any():
             packed = pack_padded_sequence(inputs[valid], lengths[valid].cpu(), batch_first=True, enforce_sorted=False)
             encoded, _ = pad_packed_sequence(self._module(packed)[0], batch_first=True)
