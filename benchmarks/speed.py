@@ -3,11 +3,15 @@ Training and prediction speed (sentences/s) and prediction peak memory for a con
 
     JOINT_ERE_DATA=../shared/data GLOVE_50D=... python benchmarks/speed.py [--config training_config/conll04.jsonnet]
         [--archive runs/conll04/model.tar.gz] [--epochs 2] [--threads N] [--batch-size 64] [--use-amp]
+        [--cuda-device 0]
 
 Training: full epochs over the training split (forward, backward, optimizer step), after one warm-up epoch.
-Prediction: the predictor over the validation split (median of five passes after a warm-up), in this process; peak RSS: a separate
-`allennlp predict` process over the same file (the whole command: imports, archive loading, prediction),
-read from its /proc/self/status (Linux).
+Beside it, the mean training step (ms) and its ratio to the embedder's own forward + backward on the same batches
+(`step_to_embedder_ratio`: how much the model costs beyond its word representations).
+Prediction: the predictor over the validation split (median of five passes after a warm-up), in this process, and
+its ratio to the bare model forward over the same batches (`predict_to_forward_ratio`: what indexing, batching and
+decoding to documents cost); peak RSS: a separate `allennlp predict` process over the same file (the whole command:
+imports, archive loading, prediction), read from its /proc/self/status (Linux).
 --use-amp runs the transformer embedders in bfloat16 for the prediction measurements (`predict --use-amp`).
 Without --archive, a model is trained for one epoch and archived in a temp folder first.
 """
@@ -19,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Dict, List
 
 import torch
 
@@ -26,33 +31,88 @@ import joint_ere  # noqa: F401
 from joint_ere.archival import load_archive
 from joint_ere.commands.train import train_model
 from joint_ere.common import construct, load_config
-from joint_ere.data import DataLoader, DatasetReader, Vocabulary
+from joint_ere.data import DataLoader, DatasetReader, Document, Vocabulary, batch_instances, move_to_device
 from joint_ere.models import Model
 from joint_ere.predictors import Predictor
 
 
-def training_speed(config: str, epochs: int) -> float:
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def training_speed(config: str, epochs: int, device: torch.device) -> Dict[str, float]:
+    """Sentences/s over whole epochs, the mean step (ms) and the embedder's own forward + backward (ms) on the
+    same batches."""
     params = load_config(config).as_dict(quiet=True)
     reader = construct(DatasetReader, params["dataset_reader"], "dataset_reader")
     train = reader.read(params["train_data_path"])
     vocab = Vocabulary.from_instances(train)
-    model = construct(Model, params["model"], "model", vocab=vocab)
+    model = construct(Model, params["model"], "model", vocab=vocab).to(device)
     loader = construct(DataLoader, params["data_loader"], "data_loader", instances=train)
     loader.index_with(vocab)
+    loader.set_target_device(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
 
-    def epoch() -> None:
+    def epoch() -> int:
+        steps = 0
         for batch in loader:
             model(**batch)["loss"].backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            steps += 1
+        return steps
 
     epoch()  # warm-up
+    synchronize(device)
     started = time.perf_counter()
-    for _ in range(epochs):
-        epoch()
-    return epochs * len(train) / (time.perf_counter() - started)
+    steps = sum(epoch() for _ in range(epochs))
+    synchronize(device)
+    elapsed = time.perf_counter() - started
+
+    # The embedder alone (forward + backward into its parameters) over one epoch of the same batches.
+    batches = list(loader)
+    embedder = model.text_field_embedder
+    for warm in (True, False):
+        synchronize(device)
+        started = time.perf_counter()
+        for batch in batches:
+            embedder(batch["tokens"]).float().sum().backward()
+        synchronize(device)
+        if not warm:
+            embedder_ms = 1000 * (time.perf_counter() - started) / len(batches)
+    optimizer.zero_grad(set_to_none=True)
+    step_ms = 1000 * elapsed / steps
+    return {"train_sentences_per_second": round(epochs * len(train) / elapsed, 1),
+            "train_step_ms": round(step_ms, 2), "embedder_forward_backward_ms": round(embedder_ms, 2),
+            "step_to_embedder_ratio": round(step_ms / embedder_ms, 2)}
+
+
+def bare_forward_speed(predictor: Predictor, documents: List[Document], batch_size: int) -> float:
+    """Sentences/s of the model's forward alone (no indexing, batching or decoding) over the same batches."""
+    model = predictor.model
+    device = next(model.parameters()).device
+    batches = []
+    for i in range(0, len(documents), batch_size):
+        instances = [predictor.dataset_reader.text_to_instance(Document(d.tokens, meta=d.meta))
+                     for d in documents[i: i + batch_size]]
+        for instance in instances:
+            instance.index_fields(model.vocab)
+        batch = move_to_device(batch_instances(instances), device)
+        batch.pop("entities"), batch.pop("relations")
+        batches.append(batch)
+    model.eval()
+    passes = []
+    with torch.inference_mode():
+        for _ in range(6):
+            synchronize(device)
+            started = time.perf_counter()
+            for batch in batches:
+                model(**batch)
+            synchronize(device)
+            passes.append(len(documents) / (time.perf_counter() - started))
+    return statistics.median(passes[1:])
 
 
 def main() -> None:
@@ -64,12 +124,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="prediction batch size")
     parser.add_argument("--use-amp", action="store_true", help="predict with the transformer in bfloat16")
     parser.add_argument("--skip-training", action="store_true", help="measure prediction only")
+    parser.add_argument("--cuda-device", type=int, default=-1, help="a GPU for training and prediction (-1: CPU)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = {"config": args.config, "torch_threads": torch.get_num_threads()}
+    device = torch.device("cpu") if args.cuda_device < 0 else torch.device(f"cuda:{args.cuda_device}")
+    results = {"config": args.config, "torch_threads": torch.get_num_threads(),
+               "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     if not args.skip_training:
-        results["train_sentences_per_second"] = round(training_speed(args.config, args.epochs), 1)
+        results.update(training_speed(args.config, args.epochs, device))
     results["predict_batch_size"], results["predict_use_amp"] = args.batch_size, args.use_amp
 
     params = load_config(args.config).as_dict(quiet=True)
@@ -80,7 +143,7 @@ def main() -> None:
                                                            "show_progress": False}})
             train_model(config, os.path.join(temp, "run"))
             archive_path = os.path.join(temp, "run", "model.tar.gz")
-        archive = load_archive(archive_path, use_amp=args.use_amp)
+        archive = load_archive(archive_path, cuda_device=args.cuda_device, use_amp=args.use_amp)
         predictor = Predictor.from_archive(archive)
         documents = archive.validation_dataset_reader.read_documents(params["validation_data_path"])
         documents.sort(key=lambda d: len(d.tokens))
@@ -90,8 +153,12 @@ def main() -> None:
             for i in range(0, len(documents), args.batch_size):
                 predictor.predict_documents(documents[i: i + args.batch_size])
             passes.append(len(documents) / (time.perf_counter() - started))
-        results["predict_sentences_per_second"] = round(statistics.median(passes[1:]), 1)
+        predict = statistics.median(passes[1:])
+        results["predict_sentences_per_second"] = round(predict, 1)
         results["predict_sentences_per_second_range"] = [round(min(passes[1:]), 1), round(max(passes[1:]), 1)]
+        bare = bare_forward_speed(predictor, documents, args.batch_size)
+        results["bare_forward_sentences_per_second"] = round(bare, 1)
+        results["predict_to_forward_ratio"] = round(predict / bare, 2)
 
         local = os.path.join(temp, "input.json")
         with open(local, "w", encoding="utf-8") as handle:
@@ -104,6 +171,8 @@ def main() -> None:
                    "--output-file", os.path.join(temp, "out.jsonl"), "--batch-size", str(args.batch_size)]
         if args.use_amp:
             command.append("--use-amp")
+        if args.cuda_device >= 0:
+            command += ["--cuda-device", str(args.cuda_device)]
         started = time.perf_counter()
         finished = subprocess.run(command, check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         results["predict_command_seconds"] = round(time.perf_counter() - started, 2)

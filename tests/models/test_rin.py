@@ -11,6 +11,7 @@ from joint_ere.data import DatasetReader, Vocabulary, batch_instances
 from joint_ere.models import Model, RecurrentInteractionNetwork
 from joint_ere.models.rin import InteractionUpdate
 from tests.conftest import FIXTURES
+from tests.modules.test_transformer_embedder import tiny_bert  # noqa: F401  (a fixture)
 
 PARTIAL = FIXTURES / "casrel_partial.json"
 
@@ -136,6 +137,30 @@ def test_shipped_rin_configs_build_their_model(name):
     vocab = Vocabulary.from_instances(reader.read(str(PARTIAL)))
     model = construct(Model, params["model"], "model", vocab=vocab)
     assert model.rounds == {"k0": 0, "k1": 1, "k5": 5}.get(name.rsplit("_", 1)[-1], 3)
+
+
+def test_the_transformer_rin_config_trains_rin_over_the_named_transformer(tiny_bert):
+    from joint_ere.common import load_config
+    from tests.conftest import ROOT
+
+    params = load_config(str(ROOT / "training_config" / "webnlg_star_rin_transformer.jsonnet"),
+                         ext_vars={"TRANSFORMER_MODEL": tiny_bert, "TRANSFORMER_DIM": "16"}).as_dict()
+    assert params["dataset_reader"]["token_indexers"] == {
+        "transformer": {"type": "pretrained_transformer_mismatched", "model_name": tiny_bert}}
+    assert params["trainer"]["validation_metric"] == "+re_partial_micro_f1"
+    assert params["trainer"]["optimizer"]["type"] == "adamw"
+    reader = construct(DatasetReader, params["dataset_reader"], "dataset_reader")
+    instances = reader.read(str(PARTIAL))
+    vocab = Vocabulary.from_instances(instances)
+    model = construct(Model, params["model"], "model", vocab=vocab)
+    assert model.rounds == 3 and model.encoder.get_input_dim() == 16
+    for instance in instances:
+        instance.index_fields(vocab)
+    loss = model(**batch_instances(instances))["loss"]
+    loss.backward()
+    assert torch.isfinite(loss)
+    transformer = model.text_field_embedder.token_embedders["transformer"]
+    assert any(p.grad is not None for p in transformer.parameters())
 
 
 @pytest.mark.parametrize("encoder", [{"type": "pfn", "input_dim": 16, "hidden_dim": 8},

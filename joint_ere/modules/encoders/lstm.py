@@ -61,11 +61,13 @@ class _Lstm(torch.nn.Module):
 
     def _packed(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         valid = lengths > 0  # PackedSequence refuses empty rows; they stay zero
-        output = inputs.new_zeros(*inputs.shape[:2], self.get_output_dim())
-        if valid.any():
-            packed = pack_padded_sequence(inputs[valid], lengths[valid].cpu(), batch_first=True, enforce_sorted=False)
-            encoded, _ = pad_packed_sequence(self._module(packed)[0], batch_first=True)
-            output[valid, : encoded.size(1)] = encoded
+        if not valid.any():
+            return inputs.new_zeros(*inputs.shape[:2], self.get_output_dim())
+        packed = pack_padded_sequence(inputs[valid], lengths[valid].cpu(), batch_first=True, enforce_sorted=False)
+        encoded, _ = pad_packed_sequence(self._module(packed)[0], batch_first=True)
+        # under autocast the LSTM answers in float16 / bfloat16: the output takes its dtype
+        output = encoded.new_zeros(*inputs.shape[:2], self.get_output_dim())
+        output[valid, : encoded.size(1)] = encoded
         return output
 
     def _padded(self, inputs: torch.Tensor, lengths: torch.Tensor, dtype: Optional[torch.dtype]) -> torch.Tensor:
