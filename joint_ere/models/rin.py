@@ -25,6 +25,7 @@ a triple, as RIN's evaluation counts them (i = j included: in partial-match data
 one word, e.g. "University of Texas" locatedIn "Texas"), and its arguments are the predicted entities ending at
 tokens i and j, or a one-token entity there when NER predicted none (typed by the token's most probable tag).
 """
+import math
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -157,13 +158,14 @@ class RecurrentInteractionNetwork(Model):
 
     def relation_max(self, head: torch.Tensor, tail: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """ŷ: for each word i and relation t, the largest p(<w_i, t, w_j>) over the real words j: (B, T, R).
-        A block of rows at a time at inference."""
+        The sigmoid is monotone, so this is the sigmoid of the largest logit: the (B, T, T, R) table of logits is
+        reduced before any sigmoid (a sentence with no real word gets 0). A block of rows at a time at inference."""
         batch, length, hidden = head.shape
-        real = mask[:, None, :, None]
+        padding = ~mask[:, None, :, None]
         parts = []
         for rows in row_blocks(batch, length, length, hidden, self.training):
-            probabilities = torch.sigmoid(self.relation_head.score(head[:, rows], tail))
-            parts.append(probabilities.masked_fill(~real, 0.0).amax(dim=2))
+            logits = self.relation_head.score(head[:, rows], tail).masked_fill_(padding, float("-inf"))
+            parts.append(torch.sigmoid(logits.amax(dim=2)))
         return torch.cat(parts, dim=1)
 
     # -- documents ----------------------------------------------------------------------------------------
@@ -178,6 +180,7 @@ class RecurrentInteractionNetwork(Model):
         entity_labels = self.vocab.get_index_to_token_vocabulary(ENTITY_LABELS)
         relation_labels = self.vocab.get_index_to_token_vocabulary(RELATION_LABELS)
         metadata = output_dict.get("metadata") or [None] * len(lengths)
+        cells_of = self._cells(output_dict["head"], output_dict["tail"], mask)
         documents = []
         for row, (length, source) in enumerate(zip(lengths, metadata)):
             spans = self.scheme.tags_to_spans(tags[row, :length].tolist())
@@ -185,8 +188,7 @@ class RecurrentInteractionNetwork(Model):
                         for start, end, label in spans]
             ending_at = {end - 1: index for index, (_, end, _) in enumerate(spans)}
             relations = []
-            cells = self._cells(output_dict["head"][row, :length], output_dict["tail"][row, :length])
-            for first, second, label, probability in cells if best_entity_tag is not None else []:
+            for first, second, label, probability in cells_of[row] if best_entity_tag is not None else []:
                 arguments = []
                 for token in (first, second):
                     if token not in ending_at:  # a relation argument NER did not find: a one-token entity
@@ -199,14 +201,24 @@ class RecurrentInteractionNetwork(Model):
             documents.append(self.predicted_document(source, length, entities, relations))
         return documents
 
-    def _cells(self, head: torch.Tensor, tail: torch.Tensor) -> List[Tuple[int, int, int, float]]:
-        """(i, j, relation, probability) of one sentence's cells above the threshold."""
+    def _cells(self, head: torch.Tensor, tail: torch.Tensor, mask: torch.Tensor
+               ) -> List[List[Tuple[int, int, int, float]]]:
+        """For each sentence of the batch, (i, j, relation, probability) of its cells above the threshold. The
+        whole batch is scored at once (a block of rows at a time) and compared in logit space, so the sigmoid
+        runs only on the candidates and the host reads back only them."""
+        found: List[List[Tuple[int, int, int, float]]] = [[] for _ in range(head.size(0))]
         if not self.num_relations:
-            return []
-        found = []
-        for rows in row_blocks(1, head.size(0), head.size(0), head.size(-1), training=False):
-            probabilities = torch.sigmoid(self.relation_head.score(head[None, rows], tail[None])[0].float())
-            above = (probabilities > self.relation_threshold).nonzero()
-            values = probabilities[above[:, 0], above[:, 1], above[:, 2]].tolist()
-            found.extend((rows.start + i, j, label, p) for (i, j, label), p in zip(above.tolist(), values))
+            return found
+        threshold = self.relation_threshold
+        # p > t  <=>  logit > log(t / (1 - t)); a small margin keeps the exact test on probabilities
+        margin = math.log(threshold) - math.log1p(-threshold) - 1e-3 if 0.0 < threshold < 1.0 else float("-inf")
+        batch, length, hidden = head.shape
+        pairs = (mask[:, :, None] & mask[:, None, :]).unsqueeze(-1)
+        for rows in row_blocks(batch, length, length, hidden, training=False):
+            logits = self.relation_head.score(head[:, rows], tail).float()
+            candidates = ((logits > margin) & pairs[:, rows]).nonzero()
+            probabilities = torch.sigmoid(logits[tuple(candidates.unbind(1))])
+            keep = probabilities > threshold
+            for (sentence, i, j, label), probability in zip(candidates[keep].tolist(), probabilities[keep].tolist()):
+                found[sentence].append((rows.start + i, j, label, probability))
         return found

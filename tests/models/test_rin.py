@@ -63,6 +63,47 @@ def test_relation_max_is_the_largest_probability_over_real_objects(monkeypatch):
     torch.testing.assert_close(model.relation_max(head, tail, mask), expected)
 
 
+def test_relation_max_gradients_equal_those_of_the_max_over_probabilities():
+    model, _ = build(rin_config())
+    model.train()
+    torch.manual_seed(1)
+    head, tail = torch.randn(2, 5, 16, requires_grad=True), torch.randn(2, 5, 16, requires_grad=True)
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    weights = torch.randn(2, 5, model.num_relations)
+    (model.relation_max(head, tail, mask) * weights).sum().backward()
+    ours = head.grad.clone(), tail.grad.clone()
+    head.grad = tail.grad = None
+    table = torch.sigmoid(model.relation_head.score(head, tail)).masked_fill(~mask[:, None, :, None], 0.0)
+    (table.amax(dim=2) * weights).sum().backward()
+    torch.testing.assert_close(ours, (head.grad, tail.grad))
+
+
+def test_cells_are_every_real_pair_above_the_threshold_sentence_by_sentence(monkeypatch):
+    from joint_ere.modules import table_scorer
+
+    model, _ = build(rin_config())
+    model.eval()
+    torch.manual_seed(2)
+    head, tail = torch.randn(3, 6, 16), torch.randn(3, 6, 16)
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2, [False] * 6])
+    probabilities = torch.sigmoid(model.relation_head.score(head, tail))
+    model.relation_threshold = 0.02  # the untrained scorer's probabilities lie around 0.01 (its bias is -4.6)
+    expected = [[(i, j, r, probabilities[b, i, j, r].item()) for i in range(6) for j in range(6)
+                 for r in range(model.num_relations)
+                 if mask[b, i] and mask[b, j] and probabilities[b, i, j, r] > model.relation_threshold]
+                for b in range(3)]
+    assert sum(map(len, expected)) > 5 and expected[2] == []
+    assert sum(map(len, expected)) < 0.9 * mask[:2].sum(1).pow(2).sum() * model.num_relations
+    def same(found):  # the cells exactly, their probabilities to float32 rounding
+        assert [[cell[:3] for cell in row] for row in found] == [[cell[:3] for cell in row] for row in expected]
+        assert [cell[3] for row in found for cell in row] == pytest.approx(
+            [cell[3] for row in expected for cell in row], rel=1e-6)
+
+    same(model._cells(head, tail, mask))
+    monkeypatch.setattr(table_scorer, "CELLS_AT_ONCE", 3 * 6 * 16)  # one row a block
+    same(model._cells(head, tail, mask))
+
+
 def test_the_update_is_the_slides_gated_recurrence():
     torch.manual_seed(0)
     update = InteractionUpdate(num_relations=3, num_tags=5, encoder_dim=4, feature_dim=6, interaction_dim=2)
@@ -115,7 +156,7 @@ def test_an_argument_ner_missed_becomes_a_one_token_entity():
     output["tag_logits"] = torch.zeros_like(output["tag_logits"])
     output["tag_logits"][..., 0] = 5.0  # every token O: NER finds nothing
     cells = [(1, 7, 0, 0.9), (7, 7, 1, 0.8)]  # Bean -> Texas, and Texas -> Texas (one word, both arguments)
-    model._cells = lambda head, tail: cells
+    model._cells = lambda head, tail, mask: [cells]
     document = model.make_output_human_readable(output)[0]
     assert [(e.start, e.end, e.type) for e in document.entities] == [(1, 2, "Entity"), (7, 8, "Entity")]
     assert [(r.head, r.tail, r.score) for r in document.relations] == [(0, 1, 0.9), (1, 1, 0.8)]
