@@ -31,7 +31,7 @@ import joint_ere  # noqa: F401
 from joint_ere.archival import load_archive
 from joint_ere.commands.train import train_model
 from joint_ere.common import construct, load_config
-from joint_ere.data import DataLoader, DatasetReader, Document, Vocabulary, batch_instances, move_to_device
+from joint_ere.data import DataLoader, DatasetReader, Document, Vocabulary
 from joint_ere.models import Model
 from joint_ere.predictors import Predictor
 
@@ -93,15 +93,7 @@ def bare_forward_speed(predictor: Predictor, documents: List[Document], batch_si
     """Sentences/s of the model's forward alone (no indexing, batching or decoding) over the same batches."""
     model = predictor.model
     device = next(model.parameters()).device
-    batches = []
-    for i in range(0, len(documents), batch_size):
-        instances = [predictor.dataset_reader.text_to_instance(Document(d.tokens, meta=d.meta))
-                     for d in documents[i: i + batch_size]]
-        for instance in instances:
-            instance.index_fields(model.vocab)
-        batch = move_to_device(batch_instances(instances), device)
-        batch.pop("entities"), batch.pop("relations")
-        batches.append(batch)
+    batches = [predictor.model_inputs(documents[i: i + batch_size]) for i in range(0, len(documents), batch_size)]
     model.eval()
     passes = []
     with torch.inference_mode():

@@ -114,16 +114,20 @@ class Predictor(Registrable):
                 progress(len(chunk))
         return results  # type: ignore[return-value]
 
+    def model_inputs(self, documents: List[Document]) -> Dict[str, Any]:
+        """The batch the model's forward takes for ``documents`` (their tokens only, no gold), on its device."""
+        instances = [self.dataset_reader.text_to_instance(Document(d.tokens, meta=d.meta)) for d in documents]
+        for instance in instances:
+            instance.index_fields(self.model.vocab)
+        batch = move_to_device(batch_instances(instances), next(self.model.parameters()).device)
+        batch.pop("entities"), batch.pop("relations")
+        return batch
+
     def predict_documents(self, documents: List[Document]) -> List[Document]:
         """One batch through the model."""
         if not documents:
             return []
-        instances = [self.dataset_reader.text_to_instance(Document(d.tokens, meta=d.meta)) for d in documents]
-        for instance in instances:
-            instance.index_fields(self.model.vocab)
-        device = next(self.model.parameters()).device
-        batch = move_to_device(batch_instances(instances), device)
-        batch.pop("entities"), batch.pop("relations")
+        batch = self.model_inputs(documents)
         self.model.eval()
         with torch.inference_mode():
             output = self.model(**batch)
