@@ -2,16 +2,18 @@
 Training and prediction speed (sentences/s) and prediction peak memory for a config (default: CoNLL04).
 
     JOINT_ERE_DATA=../shared/data GLOVE_50D=... python benchmarks/speed.py [--config training_config/conll04.jsonnet]
-        [--archive runs/conll04/model.tar.gz] [--epochs 2] [--threads N] [--batch-size 64] [--use-amp]
+        [--archive runs/conll04/model.tar.gz] [--epochs 2] [--threads N] [--batch-size 64] [--streams N] [--use-amp]
         [--cuda-device 0]
 
 Training: full epochs over the training split (forward, backward, optimizer step), after one warm-up epoch.
 Beside it, the mean training step (ms) and its ratio to the embedder's own forward + backward on the same batches
 (`step_to_embedder_ratio`: how much the model costs beyond its word representations).
 Prediction: the predictor over the validation split (median of five passes after a warm-up), in this process, and
-its ratio to the bare model forward over the same batches (`predict_to_forward_ratio`: what indexing, batching and
-decoding to documents cost); peak RSS: a separate `allennlp predict` process over the same file (the whole command:
-imports, archive loading, prediction), read from its /proc/self/status (Linux).
+its ratio to the bare model forward over the same batches, run in as many streams as the predictor uses
+(`predict_to_forward_ratio`: what indexing, batching and decoding to documents cost); --streams sets the
+predictor's streams (batches at once on a CPU, each on its share of torch's threads). Peak RSS: a separate
+`allennlp predict` process over the same file (the whole command: imports, archive loading, prediction), read
+from its /proc/self/status (Linux).
 --use-amp runs the transformer embedders in bfloat16 for the prediction measurements (`predict --use-amp`).
 Without --archive, a model is trained for one epoch and archived in a temp folder first.
 """
@@ -95,15 +97,19 @@ def bare_forward_speed(predictor: Predictor, documents: List[Document], batch_si
     device = next(model.parameters()).device
     batches = [predictor.model_inputs(documents[i: i + batch_size]) for i in range(0, len(documents), batch_size)]
     model.eval()
+
+    def forward(batch: Dict) -> None:
+        with torch.inference_mode():
+            model(**batch)
+
     passes = []
-    with torch.inference_mode():
-        for _ in range(6):
-            synchronize(device)
-            started = time.perf_counter()
-            for batch in batches:
-                model(**batch)
-            synchronize(device)
-            passes.append(len(documents) / (time.perf_counter() - started))
+    for _ in range(6):
+        synchronize(device)
+        started = time.perf_counter()
+        with predictor.stream_pool(len(batches)) as pool:  # as many batches at once as the predictor runs
+            list(pool.map(forward, batches))
+        synchronize(device)
+        passes.append(len(documents) / (time.perf_counter() - started))
     return statistics.median(passes[1:])
 
 
@@ -114,6 +120,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--batch-size", type=int, default=64, help="prediction batch size")
+    parser.add_argument("--streams", type=int, default=None,
+                        help="batches predicted at once on a CPU (default: the predictor's, one per torch thread)")
     parser.add_argument("--use-amp", action="store_true", help="predict with the transformer in bfloat16")
     parser.add_argument("--skip-training", action="store_true", help="measure prediction only")
     parser.add_argument("--cuda-device", type=int, default=-1, help="a GPU for training and prediction (-1: CPU)")
@@ -126,6 +134,7 @@ def main() -> None:
     if not args.skip_training:
         results.update(training_speed(args.config, args.epochs, device))
     results["predict_batch_size"], results["predict_use_amp"] = args.batch_size, args.use_amp
+    results["predict_streams"] = args.streams or "default"
 
     params = load_config(args.config).as_dict(quiet=True)
     with tempfile.TemporaryDirectory() as temp:
@@ -137,13 +146,15 @@ def main() -> None:
             archive_path = os.path.join(temp, "run", "model.tar.gz")
         archive = load_archive(archive_path, cuda_device=args.cuda_device, use_amp=args.use_amp)
         predictor = Predictor.from_archive(archive)
+        predictor.batch_size = args.batch_size
+        if args.streams:
+            predictor.streams = args.streams
         documents = archive.validation_dataset_reader.read_documents(params["validation_data_path"])
         documents.sort(key=lambda d: len(d.tokens))
         passes = []
         for _ in range(6):  # the first pass warms up; the median of the other five is reported
             started = time.perf_counter()
-            for i in range(0, len(documents), args.batch_size):
-                predictor.predict_documents(documents[i: i + args.batch_size])
+            predictor.predict_sorted(documents)
             passes.append(len(documents) / (time.perf_counter() - started))
         predict = statistics.median(passes[1:])
         results["predict_sentences_per_second"] = round(predict, 1)

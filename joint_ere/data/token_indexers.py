@@ -46,7 +46,7 @@ class SingleIdTokenIndexer(TokenIndexer):
         counter[self.namespace].update(self._normalise(t) for t in tokens)
 
     def tokens_to_indices(self, tokens: List[str], vocab: Vocabulary) -> List[int]:
-        return [vocab.get_token_index(self._normalise(t), self.namespace) for t in tokens]
+        return vocab.get_token_indices([self._normalise(t) for t in tokens], self.namespace)
 
     def as_padded_tensor(self, indexed: List[List[int]], length: int) -> Dict[str, torch.Tensor]:
         out = numpy.zeros((len(indexed), length), dtype=numpy.int64)
@@ -80,8 +80,7 @@ class TokenCharactersIndexer(TokenIndexer):
             counter[self.namespace].update(token[: self.max_word_length])
 
     def tokens_to_indices(self, tokens: List[str], vocab: Vocabulary) -> List[List[int]]:
-        return [[vocab.get_token_index(c, self.namespace) for c in token[: self.max_word_length]] or [1]
-                for token in tokens]
+        return [vocab.get_token_indices(token[: self.max_word_length], self.namespace) or [1] for token in tokens]
 
     def as_padded_tensor(self, indexed: List[List[List[int]]], length: int) -> Dict[str, torch.Tensor]:
         width = max([self.min_padding_length, 1] + [len(w) for words in indexed for w in words])

@@ -64,6 +64,12 @@ class Vocabulary(Registrable):
             return mapping[token]
         return mapping[OOV_TOKEN] if is_padded(namespace) else -1
 
+    def get_token_indices(self, tokens: Iterable[str], namespace: str = "tokens") -> List[int]:
+        """``get_token_index`` of every token, the namespace looked up once."""
+        mapping = self._namespace(namespace)
+        unknown = mapping[OOV_TOKEN] if is_padded(namespace) else -1
+        return [mapping.get(token, unknown) for token in tokens]
+
     def get_token_from_index(self, index: int, namespace: str = "tokens") -> str:
         return self._index_to_token[namespace][index]
 

@@ -17,7 +17,7 @@ from allennlp_light.nn import util
 from tango.common import Lazy
 
 from joint_ere.common.errors import check_dimensions
-from joint_ere.data.document import Document, Entity, Relation
+from joint_ere.data.document import Document, Relation
 from joint_ere.data.instance import ENTITY_LABELS, RELATION_LABELS
 from joint_ere.data.vocabulary import Vocabulary
 from joint_ere.models.model import Model
@@ -112,20 +112,16 @@ class MultiHeadSelection(Model):
         if tags is None:
             tags = self.ner_decoder.decode(output_dict["tag_logits"], mask)
         lengths = mask.sum(1).tolist()
-        tag_probs = torch.softmax(output_dict["tag_logits"].float(), dim=-1)
-        chosen = tag_probs.gather(2, tags.unsqueeze(2)).squeeze(2).cpu()
-        tags = tags.cpu().tolist()
-        spans = [self.scheme.tags_to_spans(row[:length]) for row, length in zip(tags, lengths)]
         entity_labels = self.vocab.get_index_to_token_vocabulary(ENTITY_LABELS)
         relation_labels = self.vocab.get_index_to_token_vocabulary(RELATION_LABELS)
-        metadata = output_dict.get("metadata") or [None] * len(tags)
+        spans, entities = self.scheme.decode_entities(tags, torch.softmax(output_dict["tag_logits"].float(), -1),
+                                                      lengths, entity_labels)
+        found = self.relation_head.entity_relations(output_dict["head"], output_dict["tail"], spans,
+                                                    self.relation_threshold)
+        metadata = output_dict.get("metadata") or [None] * len(lengths)
         documents = []
-        for row, (length, source) in enumerate(zip(lengths, metadata)):
-            entity_list = [Entity(entity_labels[label], start, end, chosen[row, start:end].mean().item())
-                           for start, end, label in spans[row]]
-            found = self.relation_head.entity_relations(output_dict["head"][row], output_dict["tail"][row], spans[row],
-                                                        self.relation_threshold)
+        for length, source, entity_list, row_found in zip(lengths, metadata, entities, found):
             relation_list = [Relation(relation_labels[label], head, tail, probability)
-                             for head, tail, label, probability in found]
+                             for head, tail, label, probability in row_found]
             documents.append(self.predicted_document(source, length, entity_list, relation_list))
         return documents

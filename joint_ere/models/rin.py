@@ -173,7 +173,6 @@ class RecurrentInteractionNetwork(Model):
         mask = output_dict["mask"]
         tag_probabilities = torch.softmax(output_dict["tag_logits"].float(), dim=-1)
         tags = self.ner_decoder.decode(output_dict["tag_logits"], mask)
-        chosen = tag_probabilities.gather(2, tags.unsqueeze(2)).squeeze(2).cpu()
         best_entity_tag = (tag_probabilities[..., 1:].argmax(-1) + 1).cpu().tolist() if self.scheme.entity_labels \
             else None  # the most probable entity tag of each token, for arguments NER did not find
         lengths = mask.sum(1).tolist()
@@ -181,11 +180,9 @@ class RecurrentInteractionNetwork(Model):
         relation_labels = self.vocab.get_index_to_token_vocabulary(RELATION_LABELS)
         metadata = output_dict.get("metadata") or [None] * len(lengths)
         cells_of = self._cells(output_dict["head"], output_dict["tail"], mask)
+        spans_of, entities_of = self.scheme.decode_entities(tags, tag_probabilities, lengths, entity_labels)
         documents = []
-        for row, (length, source) in enumerate(zip(lengths, metadata)):
-            spans = self.scheme.tags_to_spans(tags[row, :length].tolist())
-            entities = [Entity(entity_labels[label], start, end, chosen[row, start:end].mean().item())
-                        for start, end, label in spans]
+        for row, (length, source, spans, entities) in enumerate(zip(lengths, metadata, spans_of, entities_of)):
             ending_at = {end - 1: index for index, (_, end, _) in enumerate(spans)}
             relations = []
             for first, second, label, probability in cells_of[row] if best_entity_tag is not None else []:

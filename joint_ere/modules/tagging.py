@@ -5,7 +5,7 @@ The tag vocabulary is derived from the ``entity_labels`` namespace: ``O`` then, 
 (BIO) or ``B-``/``I-``/``L-``/``U-`` (BIOUL). Overlapping gold entities cannot all be tagged: the earliest
 starting (longest on ties) wins and the others are left out of the tag targets (they still count in metrics).
 """
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from allennlp_light.modules import ConditionalRandomField
@@ -13,6 +13,7 @@ from allennlp_light.modules.conditional_random_field.conditional_random_field im
 from tango.common import Registrable
 
 from joint_ere.common.errors import ConfigurationError
+from joint_ere.data.document import Entity
 from joint_ere.data.instance import ENTITY_LABELS
 from joint_ere.data.vocabulary import Vocabulary
 
@@ -80,6 +81,18 @@ class TagScheme:
                 close(position + 1)
         close(len(tags))
         return spans
+
+    def decode_entities(self, tags: torch.Tensor, tag_probabilities: torch.Tensor, lengths: List[int],
+                        label_names: Dict[int, str]) -> Tuple[List[List[Span]], List[List[Entity]]]:
+        """Every row's spans (``tags_to_spans``) and its entities, each with the mean probability of its tokens'
+        chosen tags; one copy of the batch to Python lists, the means from running sums."""
+        chosen = tag_probabilities.gather(2, tags.unsqueeze(2)).squeeze(2).double()
+        running = torch.nn.functional.pad(chosen.cumsum(1), (1, 0)).cpu().tolist()
+        rows = tags.cpu().tolist()
+        spans = [self.tags_to_spans(row[:length]) for row, length in zip(rows, lengths)]
+        entities = [[Entity(label_names[label], start, end, (sums[end] - sums[start]) / (end - start))
+                     for start, end, label in row_spans] for row_spans, sums in zip(spans, running)]
+        return spans, entities
 
 
 class TagDecoder(torch.nn.Module, Registrable):

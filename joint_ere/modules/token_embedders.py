@@ -158,9 +158,38 @@ class TokenCharactersEncoder(TokenEmbedder):
         # Each distinct word of the batch is encoded once ("the", "," and padding recur many times), then
         # copied back to its positions: the same result as encoding every position, for about half the work.
         *positions, width = token_characters.shape
-        words, inverse = torch.unique(token_characters.reshape(-1, width), dim=0, return_inverse=True)
+        words, inverse = unique_rows(token_characters.reshape(-1, width))
         encoded = self._encoder(self._embedding(words), words != 0)
         return self._dropout(encoded[inverse].reshape(*positions, -1))
+
+
+def unique_rows(rows: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``torch.unique(rows, dim=0, return_inverse=True)`` for non-negative integer rows: the distinct rows in
+    lexicographic order and each row's index among them.
+
+    torch's ``unique_dim`` compares rows one pair at a time on a CPU (about 8 ms for 2,000 words of 20
+    characters); here the rows are packed into a few int64 keys (as many columns to a key as their bit width
+    allows) and sorted key by key, least significant first, with a stable sort: a radix sort of a handful of
+    passes, on any device.
+    """
+    count, width = rows.shape
+    if count == 0 or width == 0:
+        return torch.unique(rows, dim=0, return_inverse=True)
+    bits = max(1, int(rows.max()).bit_length())
+    per_key = max(1, 63 // bits)
+    order = torch.arange(count, device=rows.device)
+    for first in reversed(range(0, width, per_key)):
+        key = torch.zeros(count, dtype=torch.int64, device=rows.device)
+        for column in range(first, min(first + per_key, width)):
+            key = (key << bits) | rows[:, column].long()
+        order = order[torch.sort(key[order], stable=True).indices]
+    ordered = rows[order]
+    starts = torch.ones(count, dtype=torch.bool, device=rows.device)
+    starts[1:] = (ordered[1:] != ordered[:-1]).any(dim=1)
+    group = torch.cumsum(starts, 0) - 1
+    inverse = torch.empty_like(group)
+    inverse[order] = group
+    return ordered[starts], inverse
 
 
 class TextFieldEmbedder(torch.nn.Module, Registrable):

@@ -82,7 +82,8 @@ def test_relation_targets_use_last_tokens():
 
 
 def test_long_sentences_are_scored_in_row_blocks_with_the_same_result(monkeypatch):
-    """At inference the (T, T, hidden) relation table is built a few rows at a time: same loss, same relations."""
+    """At inference the (T, T, hidden) relation table is built a few rows at a time, and the entity pairs of a
+    batch a block at a time: same loss, same relations."""
     from joint_ere.modules import table_scorer
 
     model = untrained_model().eval()
@@ -90,19 +91,35 @@ def test_long_sentences_are_scored_in_row_blocks_with_the_same_result(monkeypatc
     head, tail = torch.randn(2, 9, 16), torch.randn(2, 9, 16)
     mask = torch.tensor([[True] * 9, [True] * 6 + [False] * 3])
     gold = torch.tensor([[0, 1, 4, 1], [0, 8, 2, 0], [1, 5, 0, 2]])
-    spans = [(0, 2, 0), (3, 5, 1), (5, 6, 0), (7, 9, 1)]
+    spans = [[(0, 2, 0), (3, 5, 1), (5, 6, 0), (7, 9, 1)], [(0, 2, 0), (3, 5, 1)]]
     selection = model.relation_head
     torch.nn.init.zeros_(selection.scorer.bias)  # an untrained model: some pairs above 0.5, some below
     whole_loss = selection.loss(head, tail, gold, mask)
-    whole_relations = selection.entity_relations(head[0], tail[0], spans, 0.5)
-    monkeypatch.setattr(table_scorer, "CELLS_AT_ONCE", 4 * 16 * 2)  # blocks of 2 head entities
+    whole_relations = selection.entity_relations(head, tail, spans, 0.5)
+    # the same, pair by pair
+    for row, row_spans in enumerate(spans):
+        expected = []
+        for i, (_, head_end, _) in enumerate(row_spans):
+            for j, (_, tail_end, _) in enumerate(row_spans):
+                scores = selection.scorer(torch.relu(head[row, head_end - 1] + tail[row, tail_end - 1]))
+                expected += [(i, j, r, p) for r, p in enumerate(torch.sigmoid(scores).tolist()) if p > 0.5 and i != j]
+        assert [r[:3] for r in whole_relations[row]] == [r[:3] for r in expected]
+        torch.testing.assert_close([r[3] for r in whole_relations[row]], [r[3] for r in expected])
+    assert whole_relations[0] and whole_relations[1]
+    monkeypatch.setattr(table_scorer, "CELLS_AT_ONCE", 4 * 16 * 2)
     assert len(table_scorer.row_blocks(2, 9, 9, 16, training=False)) == 9  # the loss: one token row a block
-    assert len(table_scorer.row_blocks(1, 4, 4, 16, training=False)) == 2  # decoding: 2 of the 4 entities
+    assert len(table_scorer.row_blocks(2, 4, 4, 16, training=False)) == 4  # decoding: one head entity a block
     torch.testing.assert_close(selection.loss(head, tail, gold, mask), whole_loss)
-    blocked = selection.entity_relations(head[0], tail[0], spans, 0.5)
-    assert 0 < len(blocked) < 4 * 3 * 3  # some of the ordered pairs of distinct entities, per relation
-    assert [r[:3] for r in blocked] == [r[:3] for r in whole_relations]
-    torch.testing.assert_close(torch.tensor([r[3] for r in blocked]), torch.tensor([r[3] for r in whole_relations]))
+    blocked = selection.entity_relations(head, tail, spans, 0.5)
+    assert [[r[:3] for r in row] for row in blocked] == [[r[:3] for r in row] for row in whole_relations]
+    torch.testing.assert_close([[r[3] for r in row] for row in blocked],
+                               [[r[3] for r in row] for row in whole_relations])
+    assert selection.entity_relations(head, tail, [[], []], 0.5) == [[], []]
+    # one sentence with many entities among sentences with few: scored sentence by sentence, same result
+    many = [[(k, k + 1, 0) for k in range(9)], [(0, 1, 0)], [(0, 1, 0)], [(2, 3, 1)], [], []]
+    batch_of_six = torch.randn(6, 9, 16), torch.randn(6, 9, 16)
+    one_by_one = [selection.entity_relations(h[None], t[None], [s], 0.5)[0] for h, t, s in zip(*batch_of_six, many)]
+    assert selection.entity_relations(*batch_of_six, many, 0.5) == one_by_one
 
 
 def overfit_config(tmp_path, decoder):

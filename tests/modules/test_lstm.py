@@ -6,7 +6,8 @@ from allennlp_light.modules.seq2seq_encoders.pytorch_seq2seq_wrapper import Pyto
 from allennlp_light.modules.seq2vec_encoders.pytorch_seq2vec_wrapper import PytorchSeq2VecWrapper
 
 from joint_ere.common.errors import ConfigurationError
-from joint_ere.modules.encoders import LstmSeq2SeqEncoder, LstmSeq2VecEncoder
+from joint_ere.modules.encoders import LstmSeq2SeqEncoder, LstmSeq2VecEncoder, lstm
+from joint_ere.modules.encoders.lstm import length_groups
 
 LENGTHS = [7, 3, 0, 5, 1, 7]  # an empty row (a padding word's characters), ties, a row of one
 
@@ -29,7 +30,9 @@ def allennlp_twin(ours, wrapper):
 
 @pytest.mark.parametrize("layers,bidirectional", [(1, True), (2, True), (2, False)])
 @pytest.mark.parametrize("kind", ["seq2seq", "seq2vec"])
-def test_the_padded_path_is_the_packed_lstm(kind, layers, bidirectional):
+@pytest.mark.parametrize("grouped", [False, True], ids=["one group", "a group per length"])
+def test_the_padded_path_is_the_packed_lstm(kind, layers, bidirectional, grouped, monkeypatch):
+    monkeypatch.setattr(lstm, "GROUP_COST_FLOPS", 1 if grouped else 10 ** 15)
     ours_class, wrapper = ((LstmSeq2SeqEncoder, PytorchSeq2SeqWrapper) if kind == "seq2seq"
                            else (LstmSeq2VecEncoder, PytorchSeq2VecWrapper))
     torch.manual_seed(0)
@@ -89,3 +92,16 @@ def test_use_amp_runs_the_cpu_lstms_in_bfloat16_at_inference_only():
         reduced = model["words"](inputs, mask)
     assert reduced.dtype == torch.float32 and not torch.equal(reduced, exact)
     torch.testing.assert_close(reduced, exact.detach(), atol=0.02, rtol=0)
+
+
+def test_length_groups_split_off_long_tails_only():
+    # equal lengths, or savings below the threshold: one group, as wide as the longest row
+    assert length_groups([5, 5, 5], min_saving=1) == [([0, 1, 2], 5)]
+    assert length_groups([4, 5, 3], min_saving=10) == [([1, 0, 2], 5)]
+    # one long row among short ones gets a group of its own; every row is in exactly one group
+    groups = length_groups([20, 3, 111, 25, 0, 22], min_saving=60)
+    assert groups == [([2], 111), ([3, 5, 0, 1, 4], 25)]
+    groups = length_groups([20, 3, 111, 25, 0, 22], min_saving=40)
+    assert groups == [([2], 111), ([3, 5, 0], 25), ([1, 4], 3)]
+    assert sorted(row for rows, _ in groups for row in rows) == list(range(6))
+    assert length_groups([0, 0], min_saving=1) == [([0, 1], 1)]  # empty rows still get one time step

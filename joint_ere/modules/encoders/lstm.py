@@ -7,7 +7,9 @@ batch outside oneDNN's fused LSTM. Here, on the CPU, each direction of each laye
 instead: the forward direction as it is (padding comes after every real word, so it cannot reach one), the
 backward direction over each sentence reversed within its own length (``_reversed_positions``; padding stays at
 the end) and reversed back. The outputs at real positions are the packed LSTM's, and padding positions are zero
-as after ``pad_packed_sequence``. A BiLSTM of 100 units over 64 sentences of 20-30 words: forward + backward
+as after ``pad_packed_sequence``. Where a batch mixes very different lengths (the long tail of a sorted
+prediction batch, a long word among short ones), its rows run in groups of similar length, each trimmed to its
+longest row (``length_groups``). A BiLSTM of 100 units over 64 sentences of 20-30 words: forward + backward
 26 against 55 ms on one thread (``benchmarks/lstm.py``; RESULTS.md, "CPU training speed"). On CUDA the packed
 cuDNN LSTM stays: it is fast and reads lengths itself. ``packed_reference`` runs the packed path anywhere (the
 tests compare both).
@@ -16,7 +18,7 @@ tests compare both).
 bfloat16 when no gradient is needed (oneDNN uses AMX where the CPU has it: 2.5 times faster on one thread of the
 development VM); the output is float32 again.
 """
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from allennlp_light.modules import Seq2SeqEncoder, Seq2VecEncoder
@@ -71,6 +73,23 @@ class _Lstm(torch.nn.Module):
         return output
 
     def _padded(self, inputs: torch.Tensor, lengths: torch.Tensor, dtype: Optional[torch.dtype]) -> torch.Tensor:
+        """Rows of similar length run together (``length_groups``), each group trimmed to its longest row."""
+        module = self._module
+        directions = 2 if module.bidirectional else 1
+        flops = 8 * module.hidden_size * (module.input_size + module.hidden_size) * module.num_layers * directions
+        groups = length_groups(lengths.tolist(), min_saving=max(1, GROUP_COST_FLOPS // flops))
+        if len(groups) == 1:
+            width = min(groups[0][1], inputs.size(1))
+            trimmed = self._padded_group(inputs[:, :width], lengths, dtype)
+            return torch.nn.functional.pad(trimmed, (0, 0, 0, inputs.size(1) - width))
+        output = inputs.new_zeros(*inputs.shape[:2], self.get_output_dim(), dtype=dtype or inputs.dtype)
+        for rows, width in groups:
+            index = torch.tensor(rows, device=inputs.device)
+            output[index, :width] = self._padded_group(inputs[index, :width], lengths[index], dtype)
+        return output
+
+    def _padded_group(self, inputs: torch.Tensor, lengths: torch.Tensor, dtype: Optional[torch.dtype]
+                      ) -> torch.Tensor:
         module = self._module
         reverse = _reversed_positions(lengths, inputs.size(1)) if module.bidirectional else None
         layer_input = inputs.to(dtype) if dtype is not None else inputs
@@ -92,6 +111,35 @@ class _Lstm(torch.nn.Module):
         weights: List[torch.Tensor] = [getattr(module, f"{name}_l{layer}{suffix}").to(inputs.dtype) for name in names]
         zeros = inputs.new_zeros(1, inputs.size(0), module.hidden_size)
         return torch.lstm(inputs, (zeros, zeros), weights, module.bias, 1, 0.0, self.training, False, True)[0]
+
+
+# The padded LSTM arithmetic (FLOPs over all layers and directions) that one more group must save: a group adds
+# oneDNN calls, copies and, above all, a fixed cost per time step (about 4 us against 1.4 us per row and step for a
+# 200 -> 100 layer on the development VM). Chosen by measurement: 4e8 predicts CoNLL04 dev 5% faster than one
+# group per batch (8e7: 2%; 4e7: 9% slower); RESULTS.md, "Prediction in streams".
+GROUP_COST_FLOPS = 400_000_000
+
+
+def length_groups(lengths: List[int], min_saving: int) -> List[Tuple[List[int], int]]:
+    """Splits a padded batch into groups of rows of similar length: ``(rows, width)`` pairs, ``width`` the
+    group's longest row (at least 1), every row in exactly one group.
+
+    Rows are taken longest first; a group is closed before row i when padding the rows left only to row i's
+    length instead of the group's width saves at least ``min_saving`` positions. A batch of equal lengths stays
+    one group; a long tail (one 111-word sentence among 40-word ones, a 20-letter word among 5-letter ones) gets
+    its own.
+    """
+    order = sorted(range(len(lengths)), key=lambda row: -lengths[row])
+    groups: List[Tuple[List[int], int]] = []
+    start = 0
+    for position in range(1, len(order) + 1):
+        if position < len(order):
+            saving = (len(order) - position) * (lengths[order[start]] - lengths[order[position]])
+            if saving < min_saving:
+                continue
+        groups.append((order[start:position], max(lengths[order[start]], 1)))
+        start = position
+    return groups or [([], 1)]
 
 
 @Seq2SeqEncoder.register("lstm", exist_ok=True)

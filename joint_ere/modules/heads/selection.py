@@ -83,21 +83,32 @@ class SelectionHead(torch.nn.Module):
                                                                                  reduction="sum")
         return total
 
-    def entity_relations(self, head: torch.Tensor, tail: torch.Tensor, spans: List[tuple],
-                         threshold: float) -> List[tuple]:
-        """(head entity, tail entity, relation, probability) for every pair of one sentence's entities ``spans``
-        (through their last tokens) above ``threshold``. Only these E x E pairs are scored, not all T x T tokens,
-        and a block of head entities at a time, so a long sentence with many entities stays bounded."""
-        if not spans or not self.num_labels:
-            return []
-        last = torch.tensor([end - 1 for _, end, _ in spans], device=head.device)
-        heads, tails = head[last].unsqueeze(0), tail[last].unsqueeze(0)  # (1, E, H)
-        found = []
-        for rows in row_blocks(1, len(spans), len(spans), head.size(-1), training=False):
-            probs = torch.sigmoid(self.score(heads[:, rows], tails)[0].float())  # (rows, E, R)
-            above = (probs > threshold).nonzero()
-            values = probs[above[:, 0], above[:, 1], above[:, 2]].tolist()
-            for (row, column, label), probability in zip(above.tolist(), values):
-                if rows.start + row != column:
-                    found.append((rows.start + row, column, label, probability))
+    def entity_relations(self, head: torch.Tensor, tail: torch.Tensor, spans: List[List[tuple]],
+                         threshold: float) -> List[List[tuple]]:
+        """For every sentence b of the batch, (head entity, tail entity, relation, probability) for every ordered
+        pair of distinct entities of ``spans[b]`` (through their last tokens) above ``threshold``. Only these
+        pairs are scored, not all T x T tokens: the batch's entities padded to (B, E, H), a block of head
+        entities at a time, so a long sentence with many entities stays bounded. Where padding would more than
+        quadruple the pairs (one sentence with many entities among sentences with few), sentence by sentence."""
+        counts = [len(row_spans) for row_spans in spans]
+        most = max(counts, default=0)
+        if not self.num_labels or not most:
+            return [[] for _ in spans]
+        if len(spans) > 1 and len(spans) * most * most > 4 * sum(count * count for count in counts):
+            return [self.entity_relations(head[row: row + 1], tail[row: row + 1], [row_spans], threshold)[0]
+                    for row, row_spans in enumerate(spans)]
+        last = torch.tensor([[end - 1 for _, end, _ in row_spans] + [0] * (most - len(row_spans))
+                             for row_spans in spans], device=head.device)
+        valid = torch.arange(most, device=head.device) < torch.tensor(counts, device=head.device).unsqueeze(1)
+        index = last.unsqueeze(-1).expand(-1, -1, head.size(-1))
+        heads, tails = head.gather(1, index), tail.gather(1, index)  # (B, E, H)
+        distinct = ~torch.eye(most, dtype=torch.bool, device=head.device)
+        found: List[List[tuple]] = [[] for _ in spans]
+        for rows in row_blocks(len(spans), most, most, head.size(-1), training=False):
+            probs = torch.sigmoid(self.score(heads[:, rows], tails).float())  # (B, rows, E, R)
+            pairs = valid[:, rows, None] & valid[:, None, :] & distinct[rows]
+            above = ((probs > threshold) & pairs.unsqueeze(-1)).nonzero()
+            values = probs[above[:, 0], above[:, 1], above[:, 2], above[:, 3]].tolist()
+            for (row, head_entity, tail_entity, label), probability in zip(above.tolist(), values):
+                found[row].append((rows.start + head_entity, tail_entity, label, probability))
         return found
