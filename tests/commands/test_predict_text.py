@@ -104,3 +104,28 @@ def test_bad_input_stops_before_anything_is_written(quickstart_archive, tmp_path
     assert main(["predict", str(quickstart_archive), str(source), "--output-file", str(out)]) == 1
     assert where in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_streams_give_the_one_stream_predictions_in_input_order(quickstart_archive, monkeypatch):
+    """Batches predicted two at a time, each on one torch thread, come back as one stream would give them, in
+    input order; torch's thread count is restored afterwards."""
+    import torch
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # a 1-core machine still runs two streams
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    predictor = Predictor.from_path(str(quickstart_archive), cuda_device=-1)
+    predictor.batch_size = 2
+    texts = [text + " " * i for i in range(5) for text in TEXTS]  # 15 texts, 25 sentences, 13 batches
+    predictor.streams = 1
+    one_stream = predictor.predict_batch(texts)
+    assert threads == []
+    predictor.streams = None  # one stream per torch thread
+    calls = []
+    predict_documents = predictor.predict_documents
+    monkeypatch.setattr(predictor, "predict_documents", lambda docs: calls.append(docs) or predict_documents(docs))
+    assert predictor.predict_batch(texts) == one_stream
+    assert sum(len(output["sentences"]) for output in one_stream) == 25
+    assert threads == [1, 2] and len(calls) == 13
+    assert [output["text"] for output in one_stream] == texts
+    assert sum(len(output["entities"]) for output in one_stream) > 0
