@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--batch-size", type=int, default=64, help="prediction batch size")
     parser.add_argument("--streams", type=int, default=None,
-                        help="batches predicted at once on a CPU (default: the predictor's, one per torch thread)")
+                        help="batches predicted at once on a CPU (0: one per torch thread; default: the model's)")
     parser.add_argument("--use-amp", action="store_true", help="predict with the transformer in bfloat16")
     parser.add_argument("--skip-training", action="store_true", help="measure prediction only")
     parser.add_argument("--cuda-device", type=int, default=-1, help="a GPU for training and prediction (-1: CPU)")
@@ -134,7 +134,7 @@ def main() -> None:
     if not args.skip_training:
         results.update(training_speed(args.config, args.epochs, device))
     results["predict_batch_size"], results["predict_use_amp"] = args.batch_size, args.use_amp
-    results["predict_streams"] = args.streams or "default"
+    results["predict_streams"] = "model's choice" if args.streams is None else args.streams
 
     params = load_config(args.config).as_dict(quiet=True)
     with tempfile.TemporaryDirectory() as temp:
@@ -147,8 +147,7 @@ def main() -> None:
         archive = load_archive(archive_path, cuda_device=args.cuda_device, use_amp=args.use_amp)
         predictor = Predictor.from_archive(archive)
         predictor.batch_size = args.batch_size
-        if args.streams:
-            predictor.streams = args.streams
+        predictor.streams = args.streams
         documents = archive.validation_dataset_reader.read_documents(params["validation_data_path"])
         documents.sort(key=lambda d: len(d.tokens))
         passes = []
@@ -174,6 +173,8 @@ def main() -> None:
                    "--output-file", os.path.join(temp, "out.jsonl"), "--batch-size", str(args.batch_size)]
         if args.use_amp:
             command.append("--use-amp")
+        if args.streams is not None:
+            command += ["--streams", str(args.streams)]
         if args.cuda_device >= 0:
             command += ["--cuda-device", str(args.cuda_device)]
         started = time.perf_counter()

@@ -44,6 +44,9 @@ def add_subparser(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
     parser.add_argument("--use-amp", action="store_true",
                         help="run transformer embedders in bfloat16 (CPU) / float16 (GPU), and lstm encoders in "
                              "bfloat16 on a CPU; the rest stays float32")
+    parser.add_argument("--streams", type=int, default=None,
+                        help="batches predicted at once on a CPU, each on its share of torch's threads (0: one per "
+                             "thread; default: the model's choice, see Predictor)")
     return parser
 
 
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> None:
                            use_amp=args.use_amp)
     predictor = Predictor.from_archive(archive, args.predictor)
     predictor.batch_size = args.batch_size
+    predictor.streams = args.streams
     total = sentence_count(inputs)
     with tqdm(total=total, desc="predicting sentences", disable=args.silent and not args.output_file,
               dynamic_ncols=True, file=sys.stderr) as bar:

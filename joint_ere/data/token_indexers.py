@@ -1,4 +1,5 @@
 """Token indexers: how a word becomes ids (per instance) and how a batch of them becomes padded tensors."""
+import itertools
 from collections import Counter
 from typing import Dict, List
 
@@ -80,7 +81,10 @@ class TokenCharactersIndexer(TokenIndexer):
             counter[self.namespace].update(token[: self.max_word_length])
 
     def tokens_to_indices(self, tokens: List[str], vocab: Vocabulary) -> List[List[int]]:
-        return [vocab.get_token_indices(token[: self.max_word_length], self.namespace) or [1] for token in tokens]
+        words = [token[: self.max_word_length] for token in tokens]
+        ids = vocab.get_token_indices("".join(words), self.namespace)  # one lookup for the sentence's characters
+        ends = list(itertools.accumulate(len(word) for word in words))
+        return [ids[end - len(word): end] or [1] for word, end in zip(words, ends)]
 
     def as_padded_tensor(self, indexed: List[List[List[int]]], length: int) -> Dict[str, torch.Tensor]:
         width = max([self.min_padding_length, 1] + [len(w) for words in indexed for w in words])

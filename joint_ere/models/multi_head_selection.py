@@ -48,6 +48,11 @@ class MultiHeadSelection(Model):
     relation_threshold : `float`, optional (default = `0.5`)
     """
 
+    # Its BiLSTMs' small matrix products keep one core busy far better than they split over two: on the 2-core
+    # development VM, CoNLL04 dev predicts at 1,677 sentences/s in two streams against 1,259 in one
+    # (RESULTS.md, "Prediction in streams").
+    prediction_streams = 0
+
     def __init__(self, vocab: Vocabulary, text_field_embedder: TextFieldEmbedder, shared_encoder: Seq2SeqEncoder,
                  ner_encoder: Seq2SeqEncoder, re_encoder: Seq2SeqEncoder,
                  ner_decoder: Lazy[TagDecoder] = Lazy(CrfTagDecoder), label_embedding_dim: int = 25,

@@ -37,11 +37,12 @@ class Predictor(Registrable):
     Sentences are predicted in batches of ``batch_size``, sorted by length.
 
     On a CPU, ``streams`` batches go through the model at once, each on a thread of its own with an equal share
-    of torch's threads (default: one stream per torch thread). A recurrent model's small matrix products keep
-    one core busy far better than they split over two: on the 2-core development VM, CoNLL04's Crone model
-    predicts about 1.5 times as many sentences a second in two streams of one thread as in one stream of two
-    (RESULTS.md, "Prediction in streams"). ``streams = 1`` runs one batch at a time on all threads. On a GPU
-    batches run one after the other.
+    of torch's threads; 0 is one stream per torch thread, 1 one batch at a time on all of them, and ``None``
+    (the default) the model's ``prediction_streams``. A recurrent model's small matrix products keep one core
+    busy far better than they split over two: on the 2-core development VM the Crone model predicts CoNLL04 dev
+    1.3 times as fast in two streams of one thread as in one stream of two, while RIN, whose relation tables are
+    large products, is slower in two (RESULTS.md, "Prediction in streams"). On a GPU batches run one after the
+    other.
     """
 
     default_implementation = "document"
@@ -134,7 +135,8 @@ class Predictor(Registrable):
         """``map`` over batches: a pool of ``streams`` threads on a CPU, sharing torch's threads out among them
         while it runs; the builtin ``map`` otherwise."""
         threads = torch.get_num_threads()
-        streams = min(self.streams or threads, threads, batches)
+        wanted = self.streams if self.streams is not None else getattr(self.model, "prediction_streams", 1)
+        streams = min(wanted or threads, threads, batches)
         if streams < 2 or next(self.model.parameters()).device.type != "cpu":
             yield builtins
             return

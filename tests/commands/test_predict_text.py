@@ -74,6 +74,12 @@ def test_predict_command_reads_plain_text(quickstart_archive, tmp_path, capsys):
     documents = SpertJsonReader().read_documents(str(out))
     assert [d.tokens for d in documents] == [o["tokens"] for o in outputs]
     assert [len(d.entities) for d in documents] == [len(o["entities"]) for o in outputs]
+    # --streams: the same predictions in one stream and in two batches at once (of one sentence each)
+    for streams in ("1", "2"):
+        assert main(["predict", str(quickstart_archive), str(source), "--output-file", str(tmp_path / streams),
+                     "--silent", "--batch-size", "1", "--streams", streams]) == 0
+    assert (tmp_path / "1").read_text(encoding="utf-8") == (tmp_path / "2").read_text(encoding="utf-8")
+    assert len((tmp_path / "2").read_text(encoding="utf-8").splitlines()) == 3
 
 
 def test_predict_command_reads_text_records_and_token_records(quickstart_archive, tmp_path, capsys):
@@ -120,7 +126,8 @@ def test_streams_give_the_one_stream_predictions_in_input_order(quickstart_archi
     predictor.streams = 1
     one_stream = predictor.predict_batch(texts)
     assert threads == []
-    predictor.streams = None  # one stream per torch thread
+    predictor.streams = None  # the model's choice: one stream per torch thread
+    assert predictor.model.prediction_streams == 0
     calls = []
     predict_documents = predictor.predict_documents
     monkeypatch.setattr(predictor, "predict_documents", lambda docs: calls.append(docs) or predict_documents(docs))
