@@ -62,13 +62,17 @@ class Vocabulary(Registrable):
         mapping = self._namespace(namespace)
         if token in mapping:
             return mapping[token]
-        return mapping[OOV_TOKEN] if is_padded(namespace) else -1
+        return self._unknown_index(mapping, namespace)
 
     def get_token_indices(self, tokens: Iterable[str], namespace: str = "tokens") -> List[int]:
         """``get_token_index`` of every token, the namespace looked up once."""
         mapping = self._namespace(namespace)
-        unknown = mapping[OOV_TOKEN] if is_padded(namespace) else -1
+        unknown = self._unknown_index(mapping, namespace)
         return [mapping.get(token, unknown) for token in tokens]
+
+    @staticmethod
+    def _unknown_index(mapping: Dict[str, int], namespace: str) -> int:
+        return mapping[OOV_TOKEN] if is_padded(namespace) else -1
 
     def get_token_from_index(self, index: int, namespace: str = "tokens") -> str:
         return self._index_to_token[namespace][index]

@@ -135,7 +135,7 @@ class Predictor(Registrable):
         """``map`` over batches: a pool of ``streams`` threads on a CPU, sharing torch's threads out among them
         while it runs; the builtin ``map`` otherwise."""
         threads = torch.get_num_threads()
-        wanted = self.streams if self.streams is not None else getattr(self.model, "prediction_streams", 1)
+        wanted = self.streams if self.streams is not None else self.model.prediction_streams
         streams = min(wanted or threads, threads, batches)
         if streams < 2 or next(self.model.parameters()).device.type != "cpu":
             yield builtins

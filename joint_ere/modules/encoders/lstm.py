@@ -80,6 +80,8 @@ class _Lstm(torch.nn.Module):
         groups = length_groups(lengths.tolist(), min_saving=max(1, GROUP_COST_FLOPS // flops))
         if len(groups) == 1:
             width = min(groups[0][1], inputs.size(1))
+            if width == inputs.size(1):  # the usual case: nothing to trim, nothing to copy
+                return self._padded_group(inputs, lengths, dtype)
             trimmed = self._padded_group(inputs[:, :width], lengths, dtype)
             return torch.nn.functional.pad(trimmed, (0, 0, 0, inputs.size(1) - width))
         output = inputs.new_zeros(*inputs.shape[:2], self.get_output_dim(), dtype=dtype or inputs.dtype)
