@@ -36,6 +36,7 @@ from joint_ere.common import construct, load_config
 from joint_ere.data import DataLoader, DatasetReader, Document, Vocabulary
 from joint_ere.models import Model
 from joint_ere.predictors import Predictor
+from joint_ere.training.optimizers import Optimizer
 
 
 def synchronize(device: torch.device) -> None:
@@ -54,7 +55,9 @@ def training_speed(config: str, epochs: int, device: torch.device) -> Dict[str, 
     loader = construct(DataLoader, params["data_loader"], "data_loader", instances=train)
     loader.index_with(vocab)
     loader.set_target_device(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    # The config's optimizer (its fused Adam by default), without the learning-rate schedule.
+    optimizer = construct(Optimizer, params.get("trainer", {}).get("optimizer", {}), "trainer.optimizer",
+                          model_parameters=list(model.named_parameters()))
     model.train()
 
     def epoch() -> int:

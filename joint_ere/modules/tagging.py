@@ -13,6 +13,7 @@ from allennlp_light.modules.conditional_random_field.conditional_random_field im
 from tango.common import Registrable
 
 from joint_ere.common.errors import ConfigurationError
+from joint_ere.modules.crf import batched_viterbi, crf_log_likelihood
 from joint_ere.data.document import Entity
 from joint_ere.data.instance import ENTITY_LABELS
 from joint_ere.data.vocabulary import Vocabulary
@@ -148,7 +149,8 @@ class SoftmaxTagDecoder(TagDecoder):
 
 @TagDecoder.register("crf")
 class CrfTagDecoder(TagDecoder):
-    """A linear-chain CRF (allennlp-light's) with the transitions the encoding forbids switched off."""
+    """A linear-chain CRF (allennlp-light's parameters, this library's batched algorithms in `crf.py`) with the
+    transitions the encoding forbids switched off in decoding."""
 
     def __init__(self, input_dim: int, vocab: Vocabulary, label_encoding: str = "BIO", hidden_dim: int = 0,
                  label_namespace: str = ENTITY_LABELS) -> None:
@@ -157,7 +159,9 @@ class CrfTagDecoder(TagDecoder):
         self.crf = ConditionalRandomField(len(self.scheme), constraints, include_start_end_transitions=True)
 
     def loss(self, logits: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return -self.crf(logits, tags, mask)
+        crf = self.crf
+        return -crf_log_likelihood(logits, tags, mask, crf.transitions, crf.start_transitions,
+                                   crf.end_transitions).sum()
 
     def decode(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # Viterbi over the whole batch at once (allennlp-light decodes sentence by sentence, which
@@ -169,25 +173,3 @@ class CrfTagDecoder(TagDecoder):
         start = crf.start_transitions.masked_fill(allowed[num_tags, :num_tags] == 0, -1e4)
         end = crf.end_transitions.masked_fill(allowed[:num_tags, num_tags + 1] == 0, -1e4)
         return batched_viterbi(logits.float(), mask, transitions.float(), start.float(), end.float())
-
-
-def batched_viterbi(logits: torch.Tensor, mask: torch.Tensor, transitions: torch.Tensor,
-                    start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
-    batch, length, num_tags = logits.shape
-    mask = mask.bool()
-    score = start + logits[:, 0]
-    identity = torch.arange(num_tags, device=logits.device).expand(batch, num_tags)
-    backpointers = []
-    for t in range(1, length):
-        best, previous = (score.unsqueeze(2) + transitions).max(dim=1)
-        step = mask[:, t].unsqueeze(1)
-        score = torch.where(step, best + logits[:, t], score)
-        # Past a sentence's end the path stays put, so the end transition applies to its last real tag.
-        backpointers.append(torch.where(step, previous, identity))
-    last = (score + end).argmax(dim=1)
-    tags = [last]
-    for pointers in reversed(backpointers):
-        last = pointers.gather(1, last.unsqueeze(1)).squeeze(1)
-        tags.append(last)
-    tags.reverse()
-    return torch.stack(tags, dim=1) * mask

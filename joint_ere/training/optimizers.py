@@ -49,12 +49,20 @@ class Optimizer(torch.optim.Optimizer, Registrable):
     default_implementation = "adam"
 
 
+def fused_by_default(groups: List[Dict[str, Any]]) -> bool:
+    """Adam's fused kernel (one pass over each parameter instead of a dozen operations) where torch has it: every
+    parameter floating-point, on the CPU or CUDA. On the 2-core CPU it made a CoNLL04 training step about 4%
+    faster (RESULTS.md); torch itself still defaults to the loop there."""
+    return all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for group in groups for p in group["params"])
+
+
 @Optimizer.register("adam")
 class AdamOptimizer(Optimizer, torch.optim.Adam):
     def __init__(self, model_parameters: List[Tuple[str, torch.nn.Parameter]], parameter_groups: ParameterGroups = None,
                  lr: float = 0.001, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False) -> None:
-        torch.optim.Adam.__init__(self, make_parameter_groups(model_parameters, parameter_groups), lr=lr,
+                 weight_decay: float = 0.0, amsgrad: bool = False, fused: Optional[bool] = None) -> None:
+        groups = make_parameter_groups(model_parameters, parameter_groups)
+        torch.optim.Adam.__init__(self, groups, lr=lr, fused=fused_by_default(groups) if fused is None else fused,
                                   betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
 
@@ -62,8 +70,9 @@ class AdamOptimizer(Optimizer, torch.optim.Adam):
 class AdamWOptimizer(Optimizer, torch.optim.AdamW):
     def __init__(self, model_parameters: List[Tuple[str, torch.nn.Parameter]], parameter_groups: ParameterGroups = None,
                  lr: float = 0.001, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.01, amsgrad: bool = False) -> None:
-        torch.optim.AdamW.__init__(self, make_parameter_groups(model_parameters, parameter_groups), lr=lr,
+                 weight_decay: float = 0.01, amsgrad: bool = False, fused: Optional[bool] = None) -> None:
+        groups = make_parameter_groups(model_parameters, parameter_groups)
+        torch.optim.AdamW.__init__(self, groups, lr=lr, fused=fused_by_default(groups) if fused is None else fused,
                                    betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
 
