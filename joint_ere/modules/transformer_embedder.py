@@ -29,7 +29,8 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
     last_layer_only : `bool`, optional (default = `True`)
         Otherwise a learned scalar mix of all layers (allennlp-light's ScalarMix).
     train_parameters : `bool`, optional (default = `True`)
-        ``false`` freezes the transformer.
+        ``false`` freezes the transformer and keeps it in eval mode (no dropout) also while the model trains:
+        fixed features, as Crone 2020 used ELMo's (with ``last_layer_only: false``, a trained mix of its layers).
     max_length : `int`, optional
         Wordpieces per window, special tokens included (default: the model's maximum). Longer sentences are
         encoded in windows overlapping by half, and each wordpiece takes its vector from the window in which it
@@ -62,7 +63,15 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
         self.inference_dtype: Optional[torch.dtype] = None  # see ``use_reduced_precision``
         for parameter in self.transformer.parameters():
             parameter.requires_grad_(train_parameters)
+        self.train_parameters = train_parameters
         self.output_dim = self.transformer.config.hidden_size
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "PretrainedTransformerMismatchedEmbedder":
+        super().train(mode)
+        if not self.train_parameters:
+            self.transformer.eval()
+        return self
 
     def get_output_dim(self) -> int:
         return self.output_dim

@@ -11,6 +11,7 @@ from joint_ere.common import Params
 from joint_ere.data import Vocabulary
 from joint_ere.modules.tagging import CrfTagDecoder, TagScheme
 from tests.conftest import FIXTURES, tiny_config
+from tests.modules.test_transformer_embedder import tiny_bert  # noqa: F401  (a fixture)
 
 
 @pytest.mark.parametrize("encoding", ["BIO", "BIOUL"])
@@ -142,3 +143,31 @@ def test_overfits_a_few_sentences_to_f1_one(tmp_path, decoder):
     assert metrics["validation_ner_macro_f1"] == 1.0
     assert metrics["validation_re_strict_micro_f1"] == 1.0
     assert metrics["validation_re_strict_macro_f1"] == 1.0
+
+
+def test_the_frozen_transformer_ade_config_adds_fixed_features_to_glove_and_characters(tiny_bert, monkeypatch):
+    from joint_ere.common import load_config
+    from joint_ere.common.params import construct
+    from joint_ere.data import DatasetReader, batch_instances
+    from joint_ere.models import Model
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("GLOVE_50D", str(FIXTURES / "glove_tiny.10d.txt"))
+    params = load_config(str(ROOT / "training_config" / "ade_frozen_transformer.jsonnet"),
+                         ext_vars={"TRANSFORMER_MODEL": tiny_bert, "TRANSFORMER_DIM": "16"}).as_dict()
+    assert sorted(params["dataset_reader"]["token_indexers"]) == ["token_characters", "tokens", "transformer"]
+    assert params["trainer"]["num_epochs"] == 50  # the rest is ade.jsonnet
+    embedders = params["model"]["text_field_embedder"]["token_embedders"]
+    embedders["tokens"].pop("pretrained_file")  # 10-d fixture vectors would not fit the config's 50
+    reader = construct(DatasetReader, params["dataset_reader"], "dataset_reader")
+    instances = reader.read(str(FIXTURES / "train.json"))
+    vocab = Vocabulary.from_instances(instances)
+    model = construct(Model, params["model"], "model", vocab=vocab).train()
+    assert model.shared_encoder.get_input_dim() == 50 + 50 + 16
+    transformer = model.text_field_embedder.token_embedders["transformer"]
+    assert not transformer.transformer.training
+    for instance in instances:
+        instance.index_fields(vocab)
+    model(**batch_instances(instances))["loss"].backward()
+    assert all(p.grad is None for p in transformer.transformer.parameters())
+    assert transformer.scalar_mix.gamma.grad is not None

@@ -111,8 +111,14 @@ def test_frozen_and_scalar_mix(tiny_bert):
     assert not any(p.requires_grad for p in module.transformer.parameters())
     assert all(p.requires_grad for p in module.scalar_mix.parameters())
     _, tensors = index(tiny_bert, [["john", "works"]])
-    module(**tensors).sum().backward()
+    module.train()
+    assert not module.transformer.training  # frozen features: no dropout inside the transformer
+    first = module(**tensors)
+    first.sum().backward()
     assert module.scalar_mix.gamma.grad is not None
+    assert torch.equal(first, module(**tensors))
+    trained = embedder(tiny_bert).train()
+    assert trained.transformer.training
 
 
 def test_unknown_model_fails_at_config_time(tmp_path):
