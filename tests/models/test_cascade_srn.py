@@ -13,8 +13,7 @@ from joint_ere.data import DatasetReader, SpertJsonReader, Vocabulary, batch_ins
 from joint_ere.models import CascadeSrn, Model
 from joint_ere.modules.fusion import EncodedText
 from joint_ere.modules.fusion.late import entity_tags
-from tests.conftest import FIXTURES, ROOT, needs_shared_data, tiny_config
-from tests.modules.test_transformer_embedder import tiny_bert  # noqa: F401  (a fixture)
+from tests.conftest import FIXTURES, ROOT, needs_shared_data, save_tiny_bert, tiny_config
 
 SRN3 = {"type": "srn", "input_dim": 16, "hidden_dim": 24, "num_tasks": 3}
 TAGS = 8  # type_embedding_dim
@@ -204,8 +203,6 @@ def fixture_bert(tmp_path_factory):
 
 
 def fixture_words_bert(folder):
-    from tests.modules.test_transformer_embedder import save_tiny_bert
-
     words = sorted({token.lower() for path in (FIXTURES / "train.json", FIXTURES / "dev.json")
                     for record in json.loads(path.read_text()) for token in record["tokens"]})
     return save_tiny_bert(folder, ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + words)

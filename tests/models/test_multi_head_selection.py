@@ -11,7 +11,6 @@ from joint_ere.common import Params
 from joint_ere.data import Vocabulary
 from joint_ere.modules.tagging import CrfTagDecoder, TagScheme
 from tests.conftest import FIXTURES, tiny_config
-from tests.modules.test_transformer_embedder import tiny_bert  # noqa: F401  (a fixture)
 
 
 @pytest.mark.parametrize("encoding", ["BIO", "BIOUL"])

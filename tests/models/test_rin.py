@@ -11,7 +11,6 @@ from joint_ere.data import DatasetReader, Vocabulary, batch_instances
 from joint_ere.models import Model, RecurrentInteractionNetwork
 from joint_ere.models.rin import InteractionUpdate
 from tests.conftest import FIXTURES
-from tests.modules.test_transformer_embedder import tiny_bert  # noqa: F401  (a fixture)
 
 PARTIAL = FIXTURES / "casrel_partial.json"
 

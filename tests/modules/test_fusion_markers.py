@@ -6,7 +6,7 @@ import torch
 
 from joint_ere.modules.fusion.markers import batch_marked, mark, marker_positions, unmark
 from joint_ere.modules.transformer_embedder import PretrainedTransformerMismatchedEmbedder
-from tests.modules.test_transformer_embedder import index, tiny_bert  # noqa: F401  (a fixture)
+from tests.modules.test_transformer_embedder import index
 
 # Marker ids are negative here so they cannot be mistaken for wordpieces; names make failures readable.
 NAMES = {-1: "[P:S]", -2: "[P:E]", -3: "[L:S]", -4: "[L:E]", -5: "[S:S]", -6: "[S:E]"}

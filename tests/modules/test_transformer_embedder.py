@@ -8,30 +8,7 @@ from joint_ere.data import DataLoader, Document, Instance, Vocabulary
 from joint_ere.data.token_indexers import PretrainedTransformerMismatchedIndexer
 from joint_ere.modules import TokenEmbedder
 from joint_ere.modules.transformer_embedder import window_for_position
-
-WORDPIECES = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "john", "smith", "works", "for", "acme", "in",
-              "boston", ".", ",", "un", "##aff", "##able", "zu", "##rich", "a", "b", "c"]
-
-
-def save_tiny_bert(folder, wordpieces) -> str:
-    """A random 2-layer BERT over ``wordpieces`` (lowercasing), saved in ``folder`` like a hub model."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(wordpieces) + "\n")
-    tokenizer = BertTokenizerFast(str(folder / "vocab.txt"), do_lower_case=True)
-    tokenizer.save_pretrained(str(folder))
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(wordpieces), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)
-    BertModel(config).eval().save_pretrained(str(folder))
-    return str(folder)
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    """A random 2-layer BERT with a hand-written vocabulary, saved like a hub model."""
-    return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), WORDPIECES)
+from tests.conftest import WORDPIECES
 
 
 def index(model_name, sentences):
