@@ -5,7 +5,7 @@ and pooled back to one vector per word.
 """
 import copy
 import math
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import torch
 from allennlp_light.modules import ScalarMix
@@ -37,10 +37,16 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
         sits most centrally.
     load_weights : `bool`, optional (default = `True`)
         ``false`` builds the architecture only; ``load_archive`` sets it, since the archive holds the weights.
+    feature_cache_mb : `int`, optional (default = `4096`)
+        A frozen transformer's word vectors (every layer, when mixed) are kept per sentence once a training run
+        has started, so each sentence is encoded once per run instead of once per epoch; this many MiB at most
+        (later sentences are encoded every time), ``0`` turns it off. A trainable transformer, or a model that
+        only predicts, never caches.
     """
 
     def __init__(self, model_name: str, pooling: str = "mean", last_layer_only: bool = True,
-                 train_parameters: bool = True, max_length: Optional[int] = None, load_weights: bool = True) -> None:
+                 train_parameters: bool = True, max_length: Optional[int] = None, load_weights: bool = True,
+                 feature_cache_mb: int = 4096) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ConfigurationError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
@@ -55,6 +61,8 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
         if tokenizer.model_max_length and tokenizer.model_max_length < 100_000:
             limit = min(limit, tokenizer.model_max_length)
         self.max_length = max_length or limit
+        if feature_cache_mb < 0:
+            raise ConfigurationError(f"feature_cache_mb must be 0 or more, not {feature_cache_mb}")
         if self.max_length < 4:
             raise ConfigurationError(f"max_length {self.max_length} leaves no room for wordpieces")
         self.pooling = pooling
@@ -65,6 +73,8 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
             parameter.requires_grad_(train_parameters)
         self.train_parameters = train_parameters
         self.output_dim = self.transformer.config.hidden_size
+        self.layers = 1 if self.scalar_mix is None else self.transformer.config.num_hidden_layers + 1
+        self.feature_cache = FeatureCache(feature_cache_mb if not train_parameters else 0)
         self.train(self.training)
 
     def train(self, mode: bool = True) -> "PretrainedTransformerMismatchedEmbedder":
@@ -108,11 +118,44 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
 
     def forward(self, token_ids: torch.Tensor, wordpiece_mask: torch.Tensor, offsets: torch.Tensor,
                 mask: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.feature_cache.active = True  # from the first training batch on (never in a predictor)
+        if self.feature_cache.active and not (self.inference_dtype is not None and not self.training):
+            return self._cached_forward(token_ids, wordpiece_mask, offsets, mask)
         pieces = self._encode_pieces(token_ids, wordpiece_mask)  # (B, W, D)
         return self._pool(pieces, offsets, mask)
 
+    def _cached_forward(self, token_ids: torch.Tensor, wordpiece_mask: torch.Tensor, offsets: torch.Tensor,
+                        mask: torch.Tensor) -> torch.Tensor:
+        """The frozen transformer's layers pooled to words, from the cache where a sentence is in it; the scalar
+        mix comes after pooling (both are linear, so the order does not change the result)."""
+        piece_lengths, word_lengths = wordpiece_mask.sum(1).tolist(), mask.sum(1).tolist()
+        host_ids, host_offsets = token_ids.cpu(), offsets.cpu()
+        keys = [FeatureCache.key(host_ids[b, :piece_lengths[b]], host_offsets[b, :word_lengths[b]])
+                for b in range(token_ids.size(0))]
+        found = [self.feature_cache.get(key) for key in keys]
+        missing = [b for b, features in enumerate(found) if features is None]
+        if missing:
+            rows = torch.tensor(missing, device=token_ids.device)
+            width = max(1, max(piece_lengths[b] for b in missing))
+            with torch.no_grad():
+                pieces = self._encode_pieces(token_ids[rows, :width], wordpiece_mask[rows, :width], all_layers=True)
+                words = self._pool(pieces, offsets[rows], mask[rows])  # (M, T, L * D)
+            for row, b in enumerate(missing):
+                found[b] = words[row, :word_lengths[b]].view(word_lengths[b], self.layers, self.output_dim).clone()
+                self.feature_cache.put(keys[b], found[b])
+        layers = token_ids.new_zeros(mask.shape + (self.layers, self.output_dim), dtype=found[0].dtype)
+        for b, features in enumerate(found):
+            layers[b, :features.size(0)] = features
+        if self.scalar_mix is None:
+            return layers[:, :, 0]
+        return self.scalar_mix(list(layers.unbind(2)), mask)
+
     # -- wordpieces -> vectors, in windows ---------------------------------------------------------------
-    def _encode_pieces(self, token_ids: torch.Tensor, wordpiece_mask: torch.Tensor) -> torch.Tensor:
+    def _encode_pieces(self, token_ids: torch.Tensor, wordpiece_mask: torch.Tensor,
+                       all_layers: bool = False) -> torch.Tensor:
+        """(B, W, D) wordpiece vectors; with ``all_layers``, the layers the scalar mix would take side by side
+        (B, W, L * D), unmixed."""
         batch, width = token_ids.shape
         content = min(self.max_length - 2, width)  # windows are no longer than the batch's longest sentence
         stride = max(1, content // 2)
@@ -131,14 +174,19 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
         attention = torch.arange(content + 2, device=ids.device) < (window_length + 2).unsqueeze(-1)
         flat_ids, flat_attention = ids.view(-1, content + 2), attention.view(-1, content + 2)
         keep = window_length.view(-1) > 0  # skip windows past a sentence's end
-        hidden = torch.zeros(flat_ids.size(0), content + 2, self.output_dim, device=ids.device)
+        size = self.output_dim * (self.layers if all_layers else 1)
+        hidden = torch.zeros(flat_ids.size(0), content + 2, size, device=ids.device)
         if keep.any():
             reduced = self.inference_dtype is not None and not self.training
             with torch.autocast(ids.device.type, dtype=self.inference_dtype, enabled=reduced):
                 out = self.transformer(input_ids=flat_ids[keep], attention_mask=flat_attention[keep].long(),
                                        output_hidden_states=self.scalar_mix is not None)
-            encoded = (self.scalar_mix(list(out.hidden_states), flat_attention[keep])
-                       if self.scalar_mix is not None else out.last_hidden_state)
+            if self.scalar_mix is None:
+                encoded = out.last_hidden_state
+            elif all_layers:
+                encoded = torch.cat(out.hidden_states, dim=-1)
+            else:
+                encoded = self.scalar_mix(list(out.hidden_states), flat_attention[keep])
             if reduced:
                 encoded = encoded.float()
             hidden = hidden.to(encoded.dtype)
@@ -160,6 +208,42 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
             index = lambda at: total.gather(1, at.unsqueeze(-1).expand(-1, -1, total.size(-1)))  # noqa: E731
             words = (index(end) - index(start)) / (end - start).clamp(min=1).unsqueeze(-1)
         return words * mask.unsqueeze(-1)
+
+
+class FeatureCache:
+    """Word vectors of a frozen transformer per sentence (keyed by its wordpieces and word offsets), up to a
+    size in MiB; inactive until the embedder's first training batch."""
+
+    def __init__(self, size_mb: int) -> None:
+        self.capacity = size_mb * 2 ** 20
+        self.used = 0
+        self.active = False
+        self._features: Dict[bytes, torch.Tensor] = {}
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    @active.setter
+    def active(self, value: bool) -> None:
+        self._active = value and self.capacity > 0
+
+    def __len__(self) -> int:
+        return len(self._features)
+
+    @staticmethod
+    def key(wordpieces: torch.Tensor, offsets: torch.Tensor) -> bytes:
+        pieces = wordpieces.numpy().tobytes()
+        return len(pieces).to_bytes(4, "little") + pieces + offsets.numpy().tobytes()
+
+    def get(self, key: bytes) -> Optional[torch.Tensor]:
+        return self._features.get(key)
+
+    def put(self, key: bytes, features: torch.Tensor) -> None:
+        size = features.numel() * features.element_size()
+        if self.used + size <= self.capacity:
+            self._features[key] = features
+            self.used += size
 
 
 def window_for_position(width: int, content: int, stride: int, windows: int, device=None) -> torch.Tensor:

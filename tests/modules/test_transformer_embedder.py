@@ -98,6 +98,61 @@ def test_frozen_and_scalar_mix(tiny_bert):
     assert trained.transformer.training
 
 
+def count_transformer_calls(module):
+    calls = []
+    module.transformer.register_forward_hook(lambda *_: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize("last_layer_only", [False, True])
+def test_a_frozen_transformer_encodes_each_sentence_once_per_training_run(tiny_bert, last_layer_only):
+    sentences = [["john", "smith", "works", "unaffable"], ["zürich", "."], ["a", "b", "c"]]
+    _, tensors = index(tiny_bert, sentences)
+    _, first_two = index(tiny_bert, sentences[:2])  # a narrower batch: the same sentences, other padding
+    cached = embedder(tiny_bert, train_parameters=False, last_layer_only=last_layer_only).train()
+    plain = embedder(tiny_bert, train_parameters=False, last_layer_only=last_layer_only, feature_cache_mb=0).train()
+    if not last_layer_only:  # a mix that is not uniform, so the layers' order matters
+        for module in (cached, plain):
+            with torch.no_grad():
+                module.scalar_mix.scalar_parameters[0].fill_(1.5)
+    calls = count_transformer_calls(cached)
+
+    expected = plain(**tensors)
+    words = cached(**tensors)
+    assert len(cached.feature_cache) == 3 and len(calls) == 1
+    assert torch.allclose(words, expected, atol=1e-6)
+    assert torch.equal(words[1, 2:], torch.zeros(2, 16))  # padding words
+    again = cached(**first_two)  # from the cache, whatever the batch
+    assert len(calls) == 1 and torch.allclose(again, expected[:2, :4], atol=1e-6)
+    if not last_layer_only:  # the mix trains as without the cache
+        words.sum().backward()
+        expected.sum().backward()
+        for ours, theirs in zip(cached.scalar_mix.parameters(), plain.scalar_mix.parameters()):
+            assert torch.allclose(ours.grad, theirs.grad, atol=1e-5)
+    cached.eval()  # validation during the run reads the cache too
+    cached(**tensors)
+    assert len(calls) == 1 and len(plain.feature_cache) == 0
+
+
+def test_the_feature_cache_stops_at_its_size_and_never_fills_in_a_predictor(tiny_bert):
+    sentences = [["john", "smith", "works", "unaffable"], ["zürich", "."]]
+    _, tensors = index(tiny_bert, sentences)
+    predictor = embedder(tiny_bert, train_parameters=False).eval()
+    predictor(**tensors)
+    assert len(predictor.feature_cache) == 0
+    trained = embedder(tiny_bert, train_parameters=True).train()
+    trained(**tensors)
+    assert len(trained.feature_cache) == 0
+    small = embedder(tiny_bert, train_parameters=False).train()
+    small.feature_cache.capacity = 4 * 16 * 4  # bytes: the first sentence's four float32 word vectors
+    calls = count_transformer_calls(small)
+    words = small(**tensors)
+    assert len(small.feature_cache) == 1 and small.feature_cache.used == small.feature_cache.capacity
+    assert torch.allclose(small(**tensors), words, atol=1e-6) and len(calls) == 2  # the second is encoded again
+    with pytest.raises(ConfigurationError, match="feature_cache_mb"):
+        embedder(tiny_bert, feature_cache_mb=-1)
+
+
 def test_unknown_model_fails_at_config_time(tmp_path):
     missing = str(tmp_path / "no-such-model")
     with pytest.raises(ConfigurationError, match="model.text_field_embedder.token_embedders.bert") as error:
