@@ -336,7 +336,7 @@ def test_a_5000_token_sentence_is_predicted(archive, tmp_path, monkeypatch):
     """The relation table of a long sentence is scored a block of rows at a time: no (pairs x hidden) block
     larger than CELLS_AT_ONCE is ever built, however many entities the sentence has."""
     from joint_ere.modules.heads import SelectionHead
-    from joint_ere.modules.table_scorer import CELLS_AT_ONCE
+    from joint_ere.common.blocks import CELLS_AT_ONCE
 
     largest = []
     score_pairs = SelectionHead.score

@@ -32,6 +32,7 @@ import torch
 from allennlp_light.modules import Seq2SeqEncoder
 from allennlp_light.nn import util
 
+from joint_ere.common.blocks import row_blocks
 from joint_ere.common.errors import ConfigurationError, check_dimensions
 from joint_ere.data.document import Document, Entity, Relation
 from joint_ere.data.instance import ENTITY_LABELS, RELATION_LABELS
@@ -39,7 +40,6 @@ from joint_ere.data.vocabulary import Vocabulary
 from joint_ere.models.model import Model
 from joint_ere.modules.encoders import MultiTaskEncoder
 from joint_ere.modules.heads import SelectionHead
-from joint_ere.modules.table_scorer import row_blocks
 from joint_ere.modules.tagging import SoftmaxTagDecoder
 from joint_ere.modules.token_embedders import TextFieldEmbedder
 

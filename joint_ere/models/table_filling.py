@@ -3,9 +3,9 @@ Joint NER + RE by table filling (the decoder of the Partition Filter Network, Ya
 encoder it is the Cascade-SRN paper's "Table-SRN", Table 6).
 
     embeddings -> two-task encoder (pfn | srn | shared BiLSTM) -> h_e, h_r, h_er
-    entity table    P(words i..j are an entity of type k)  = sigmoid(TableScorer(h_e, h_er)[i, j, k]),  i <= j
+    entity table    P(words i..j are an entity of type k)  = sigmoid(TableHead(h_e, h_er)[i, j, k]),  i <= j
     relation table  P(relation r from the entity starting at i to the one starting at j)
-                                                            = sigmoid(TableScorer(h_r, h_er)[i, j, r])
+                                                            = sigmoid(TableHead(h_r, h_er)[i, j, r])
 
 Decoding: every cell over ``threshold`` of the entity table is an entity (overlapping and nested spans are
 allowed); a relation links two predicted entities whose first words' cell is over ``threshold``.
@@ -22,7 +22,7 @@ from joint_ere.data.instance import ENTITY_LABELS, RELATION_LABELS
 from joint_ere.data.vocabulary import Vocabulary
 from joint_ere.models.model import Model
 from joint_ere.modules.encoders import MultiTaskEncoder
-from joint_ere.modules.table_scorer import TableScorer
+from joint_ere.modules.heads import TableHead
 from joint_ere.modules.token_embedders import TextFieldEmbedder
 
 
@@ -57,8 +57,8 @@ class TableFilling(Model):
         self.num_entity_types = vocab.get_vocab_size(ENTITY_LABELS)
         self.num_relations = vocab.get_vocab_size(RELATION_LABELS)
         size = encoder.get_output_dim()
-        self.entity_table = TableScorer(size, size, hidden_dim, self.num_entity_types, dropout)
-        self.relation_table = TableScorer(size, size, hidden_dim, self.num_relations, dropout)
+        self.entity_table = TableHead(size, size, hidden_dim, self.num_entity_types, dropout, upper_triangular=True)
+        self.relation_table = TableHead(size, size, hidden_dim, self.num_relations, dropout)
         self.dropout = torch.nn.Dropout(dropout)
         self.threshold = threshold
         self.re_loss_weight = re_loss_weight
@@ -67,21 +67,19 @@ class TableFilling(Model):
                 relations: Optional[torch.Tensor] = None, metadata: Optional[List[Document]] = None,
                 **_: Any) -> Dict[str, Any]:
         mask = util.get_text_field_mask(tokens)
-        batch, length = mask.shape
         states = self.encoder(self.dropout(self.text_field_embedder(tokens)), mask)
         shared = states[self.shared_task]
-        entity_logits = self.entity_table(states[self.entity_task], shared, mask)  # (B, T, T, types)
-        relation_logits = self.relation_table(states[self.relation_task], shared, mask)  # (B, T, T, relations)
-        pairs = mask.unsqueeze(2) & mask.unsqueeze(1)
-        spans = pairs & torch.ones(length, length, dtype=torch.bool, device=mask.device).triu()  # i <= j
-        output: Dict[str, Any] = {"mask": mask, "entity_logits": entity_logits, "relation_logits": relation_logits,
-                                  "span_mask": spans, "metadata": metadata}
+        entity_target = relation_target = None
         if entities is not None and relations is not None:
-            entity_target, relation_target = self._targets(entities, relations, length)
-            ner_loss = _masked_bce(entity_logits, entity_target, spans) / batch
-            re_loss = _masked_bce(relation_logits, relation_target, pairs) / batch
-            output["ner_loss"], output["re_loss"] = ner_loss, re_loss
-            output["loss"] = ner_loss + self.re_loss_weight * re_loss
+            entity_target, relation_target = self._targets(entities, relations, mask.size(1))
+        entity = self.entity_table(states[self.entity_task], shared, mask, entity_target)  # (B, T, T, types)
+        relation = self.relation_table(states[self.relation_task], shared, mask, relation_target)  # relations
+        output: Dict[str, Any] = {"mask": mask, "entity_logits": entity["logits"],
+                                  "relation_logits": relation["logits"], "span_mask": entity["cells"],
+                                  "metadata": metadata}
+        if entity_target is not None:
+            output["ner_loss"], output["re_loss"] = entity["loss"], relation["loss"]
+            output["loss"] = entity["loss"] + self.re_loss_weight * relation["loss"]
             self.score_predictions(output)
         return output
 
@@ -108,11 +106,9 @@ class TableFilling(Model):
         return entity_target, relation_target
 
     def make_output_human_readable(self, output_dict: Dict[str, Any]) -> List[Document]:
-        entity_probs = torch.sigmoid(output_dict["entity_logits"].float())
-        entity_probs = entity_probs * output_dict["span_mask"].unsqueeze(-1)
+        # (row, start, last word, type), sorted
+        found, entity_probs = TableHead.decode(output_dict["entity_logits"], output_dict["span_mask"], self.threshold)
         relation_probs = torch.sigmoid(output_dict["relation_logits"].float()).cpu()
-        found = (entity_probs > self.threshold).nonzero().tolist()  # (row, start, last word, type), sorted
-        entity_probs = entity_probs.cpu()
         entity_labels = self.vocab.get_index_to_token_vocabulary(ENTITY_LABELS)
         relation_labels = self.vocab.get_index_to_token_vocabulary(RELATION_LABELS)
         lengths = output_dict["mask"].sum(1).tolist()
@@ -135,9 +131,3 @@ class TableFilling(Model):
             documents.append(self.predicted_document(source, length, entity_list, relation_list))
         return documents
 
-
-def _masked_bce(logits: torch.Tensor, target: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy summed over the valid ``cells`` (B, T, T) of a (B, T, T, L) table, in fp32."""
-    weight = cells.unsqueeze(-1).to(torch.float32)
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), target, weight=weight,
-                                                                reduction="sum")

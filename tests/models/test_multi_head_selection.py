@@ -84,7 +84,7 @@ def test_relation_targets_use_last_tokens():
 def test_long_sentences_are_scored_in_row_blocks_with_the_same_result(monkeypatch):
     """At inference the (T, T, hidden) relation table is built a few rows at a time, and the entity pairs of a
     batch a block at a time: same loss, same relations."""
-    from joint_ere.modules import table_scorer
+    from joint_ere.common import blocks
 
     model = untrained_model().eval()
     torch.manual_seed(0)
@@ -106,9 +106,9 @@ def test_long_sentences_are_scored_in_row_blocks_with_the_same_result(monkeypatc
         assert [r[:3] for r in whole_relations[row]] == [r[:3] for r in expected]
         torch.testing.assert_close([r[3] for r in whole_relations[row]], [r[3] for r in expected])
     assert whole_relations[0] and whole_relations[1]
-    monkeypatch.setattr(table_scorer, "CELLS_AT_ONCE", 4 * 16 * 2)
-    assert len(table_scorer.row_blocks(2, 9, 9, 16, training=False)) == 9  # the loss: one token row a block
-    assert len(table_scorer.row_blocks(2, 4, 4, 16, training=False)) == 4  # decoding: one head entity a block
+    monkeypatch.setattr(blocks, "CELLS_AT_ONCE", 4 * 16 * 2)
+    assert len(blocks.row_blocks(2, 9, 9, 16, training=False)) == 9  # the loss: one token row a block
+    assert len(blocks.row_blocks(2, 4, 4, 16, training=False)) == 4  # decoding: one head entity a block
     torch.testing.assert_close(selection.loss(head, tail, gold, mask), whole_loss)
     blocked = selection.entity_relations(head, tail, spans, 0.5)
     assert [[r[:3] for r in row] for row in blocked] == [[r[:3] for r in row] for row in whole_relations]

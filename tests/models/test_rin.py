@@ -48,7 +48,7 @@ def build(config):
 
 
 def test_relation_max_is_the_largest_probability_over_real_objects(monkeypatch):
-    from joint_ere.modules import table_scorer
+    from joint_ere.common import blocks
 
     model, _ = build(rin_config())
     model.eval()
@@ -58,7 +58,7 @@ def test_relation_max_is_the_largest_probability_over_real_objects(monkeypatch):
     table = torch.sigmoid(model.relation_head.score(head, tail))  # (B, i, j, R)
     expected = torch.stack([table[0].amax(dim=1), torch.cat([table[1, :, :3].amax(dim=1)], dim=0)])
     torch.testing.assert_close(model.relation_max(head, tail, mask), expected)
-    monkeypatch.setattr(table_scorer, "CELLS_AT_ONCE", 2 * 5 * 16 * 2)  # two rows a block at inference
+    monkeypatch.setattr(blocks, "CELLS_AT_ONCE", 2 * 5 * 16 * 2)  # two rows a block at inference
     torch.testing.assert_close(model.relation_max(head, tail, mask), expected)
 
 
@@ -78,7 +78,7 @@ def test_relation_max_gradients_equal_those_of_the_max_over_probabilities():
 
 
 def test_cells_are_every_real_pair_above_the_threshold_sentence_by_sentence(monkeypatch):
-    from joint_ere.modules import table_scorer
+    from joint_ere.common import blocks
 
     model, _ = build(rin_config())
     model.eval()
@@ -99,7 +99,7 @@ def test_cells_are_every_real_pair_above_the_threshold_sentence_by_sentence(monk
             [cell[3] for row in expected for cell in row], rel=1e-6)
 
     same(model._cells(head, tail, mask))
-    monkeypatch.setattr(table_scorer, "CELLS_AT_ONCE", 3 * 6 * 16)  # one row a block
+    monkeypatch.setattr(blocks, "CELLS_AT_ONCE", 3 * 6 * 16)  # one row a block
     same(model._cells(head, tail, mask))
 
 

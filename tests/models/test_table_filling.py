@@ -102,16 +102,44 @@ def test_encoder_that_does_not_fit_the_model_fails_at_config_time():
         build({"type": "pfn", "input_dim": 20, "hidden_dim": 8})
 
 
-def test_table_scorer_in_row_blocks_equals_the_whole_table(monkeypatch):
-    from joint_ere.modules import table_scorer
+def test_table_head_in_row_blocks_equals_the_whole_table(monkeypatch):
+    from joint_ere.common import blocks
+    from joint_ere.modules.heads import TableHead
 
     torch.manual_seed(0)
-    scorer = table_scorer.TableScorer(6, 6, 8, 3, dropout=0.0).eval()
+    head = TableHead(6, 6, 8, 3, dropout=0.0).eval()
     task, shared = torch.randn(2, 11, 6), torch.randn(2, 11, 6)
     mask = torch.ones(2, 11, dtype=torch.bool)
-    whole = scorer(task, shared, mask)
-    monkeypatch.setattr(table_scorer, "CELLS_AT_ONCE", 2 * 11 * 8 * 3)  # blocks of 3 rows
-    assert torch.allclose(scorer(task, shared, mask), whole, atol=1e-6)
+    whole = head(task, shared, mask)["logits"]
+    monkeypatch.setattr(blocks, "CELLS_AT_ONCE", 2 * 11 * 8 * 3)  # blocks of 3 rows
+    assert torch.allclose(head(task, shared, mask)["logits"], whole, atol=1e-6)
+
+
+def test_table_head_loss_and_decoding_read_only_the_valid_cells():
+    from joint_ere.modules.heads import TableHead
+
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    spans, pairs = TableHead(4, 4, 8, 2, 0.0, upper_triangular=True), TableHead(4, 4, 8, 2, 0.0)
+    assert spans.cells(mask)[1].tolist() == [[True, True, False], [False, True, False], [False, False, False]]
+    assert pairs.cells(mask)[1].tolist() == [[True, True, False], [True, True, False], [False, False, False]]
+    task = torch.randn(2, 3, 4)
+    gold = torch.zeros(2, 3, 3, 2)
+    gold[0, 0, 2, 1] = 1.0
+    output = spans(task, task, mask, gold)
+    logits = output["logits"]
+    # by hand: the summed cross-entropy of the 6 + 3 cells with i <= j of real words, both labels, over 2 sentences
+    expected = sum(torch.nn.functional.binary_cross_entropy_with_logits(logits[b, i, j], gold[b, i, j],
+                                                                        reduction="sum")
+                   for b, length in ((0, 3), (1, 2)) for i in range(length) for j in range(i, length)) / 2
+    assert torch.allclose(output["loss"], expected)
+    gold[0, 2, 0, 0] = gold[1, 2, 2, 1] = 1.0  # a lower-triangle cell and a padding cell: not read
+    assert torch.allclose(spans(task, task, mask, gold)["loss"], expected)
+    table = torch.full((2, 3, 3, 2), -5.0)
+    table[0, 0, 2, 1] = table[1, 0, 1, 0] = 2.0  # valid
+    table[0, 1, 0, 0] = table[1, 2, 2, 1] = 2.0  # below the diagonal; padding
+    found, probabilities = TableHead.decode(table, spans.cells(mask), 0.5)
+    assert found == [[0, 0, 2, 1], [1, 0, 1, 0]]
+    assert probabilities[1, 2, 2, 1] == 0 and torch.isclose(probabilities[0, 0, 2, 1], torch.sigmoid(torch.tensor(2.0)))
 
 
 def test_a_sentence_of_2000_words_predicts():

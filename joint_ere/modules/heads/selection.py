@@ -13,8 +13,8 @@ from typing import List, Tuple
 
 import torch
 
+from joint_ere.common.blocks import row_blocks
 from joint_ere.common.errors import ConfigurationError
-from joint_ere.modules.table_scorer import row_blocks
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
 
