@@ -4,16 +4,16 @@ import contextlib
 import json
 import logging
 import sys
-from typing import Dict, Optional, TextIO
+from typing import Any, Dict, Optional, TextIO
 
 import torch
-from tqdm import tqdm
 
 from joint_ere.archival import load_archive
 from joint_ere.commands.arguments import positive_int
 from joint_ere.common.files import atomic_output, check_writable, dump_json
 from joint_ere.data.data_loader import DataLoader
 from joint_ere.models.model import Model
+from joint_ere.training.evaluation import evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -40,21 +40,13 @@ def evaluate_instances(model: Model, loader: DataLoader, device: torch.device, p
     loader.set_target_device(device)
     if loader.vocab is None:
         loader.index_with(model.vocab)
-    model.eval()
-    model.get_metrics(reset=True)
-    total, batches = 0.0, 0
-    with torch.inference_mode():
-        for batch in tqdm(loader, desc="evaluating", disable=not show_progress, dynamic_ncols=True):
-            output = model(**batch)
-            if "loss" in output:
-                total += output["loss"].item()
-                batches += 1
-            if predictions is not None:
-                for doc in output.get("documents") or model.make_output_human_readable(output):
-                    predictions.write(json.dumps(doc.to_json(), ensure_ascii=False) + "\n")
-    metrics = model.get_metrics(reset=True, per_type=per_type)
-    metrics["loss"] = total / max(1, batches)
-    return metrics
+
+    def write(output: Dict[str, Any]) -> None:
+        for doc in output.get("documents") or model.make_output_human_readable(output):
+            predictions.write(json.dumps(doc.to_json(), ensure_ascii=False) + "\n")
+
+    return evaluate(model, loader, on_output=None if predictions is None else write, per_type=per_type,
+                    show_progress=show_progress)
 
 
 def run(args: argparse.Namespace) -> None:

@@ -28,12 +28,12 @@ from joint_ere.data.data_loader import DataLoader
 from joint_ere.models.model import Model
 from joint_ere.training.callbacks import DEFAULT_CALLBACKS, TrainerCallback
 from joint_ere.training.checkpointer import Checkpointer
+from joint_ere.training.evaluation import evaluate
 from joint_ere.training.learning_rate_schedulers import LearningRateScheduler
 from joint_ere.training.optimizers import AdamOptimizer, Optimizer
 
 logger = logging.getLogger(__name__)
 
-PROGRESS_METRICS = ("ner_micro_f1", "re_strict_micro_f1", "re_partial_micro_f1")
 
 
 def resolve_device(cuda_device: Optional[Union[int, str]], key: str = "trainer.cuda_device") -> torch.device:
@@ -238,26 +238,9 @@ class GradientDescentTrainer(Trainer):
             self.scheduler.step_batch()
 
     def _validate(self, epoch: int) -> Dict[str, float]:
-        self.model.eval()
-        total, batches = 0.0, 0
-        self.model.get_metrics(reset=True)
-        bar = tqdm(self.validation_data_loader, desc=f"epoch {epoch + 1}/{self.num_epochs} validation",
-                   leave=False, disable=not self.show_progress, dynamic_ncols=True)
-        with torch.inference_mode():
-            for batch in bar:
-                output = self._forward(batch)
-                if "loss" in output:
-                    total += output["loss"].item()
-                    batches += 1
-                if self.show_progress:
-                    running = self.model.get_metrics()
-                    bar.set_postfix({k: f"{running[k]:.3f}" for k in PROGRESS_METRICS if k in running}, refresh=False)
-        if distributed.world_size() > 1:  # each process scored its shard: pool the counts and the losses
-            self.model.sum_metrics_across_processes()
-            total, batches = distributed.sum_floats(total, batches)
-        metrics = self.model.get_metrics(reset=True)
-        metrics["loss"] = total / max(1, batches)
-        return metrics
+        return evaluate(self.model, self.validation_data_loader, self._forward,
+                        description=f"epoch {epoch + 1}/{self.num_epochs} validation",
+                        show_progress=self.show_progress, leave=False)
 
     # -- the loop -----------------------------------------------------------------------------------------
     def train(self) -> Dict[str, Any]:

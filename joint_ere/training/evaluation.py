@@ -1,0 +1,45 @@
+"""The one evaluation loop: the trainer's validation, the test split after training, and ``allennlp evaluate``."""
+from typing import Any, Callable, Dict, Iterable, Optional
+
+import torch
+from tqdm import tqdm
+
+from joint_ere.common import distributed
+
+# Shown on the progress bar while batches are scored (whichever the model reports).
+PROGRESS_METRICS = ("ner_micro_f1", "re_strict_micro_f1", "re_partial_micro_f1")
+
+
+def evaluate(model: torch.nn.Module, batches: Iterable[Dict[str, Any]],
+             forward: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None,
+             on_output: Optional[Callable[[Dict[str, Any]], None]] = None, per_type: bool = False,
+             description: str = "evaluating", show_progress: bool = True, leave: bool = True) -> Dict[str, float]:
+    """
+    The model's metrics over ``batches`` (scored by the model's forward, or by ``forward``: the trainer's, with
+    autocast), and ``loss``, the mean batch loss where batches carry labels. ``on_output`` sees every batch's
+    output (to write predictions). Under torchrun each process scores its shard and the counts are pooled.
+    """
+    forward = forward or (lambda batch: model(**batch))
+    model.eval()
+    model.get_metrics(reset=True)
+    total, batches_with_loss = None, 0
+    bar = tqdm(batches, desc=description, leave=leave, disable=not show_progress, dynamic_ncols=True)
+    with torch.inference_mode():
+        for batch in bar:
+            output = forward(batch)
+            if "loss" in output:  # summed on the device: no synchronisation per batch
+                loss = output["loss"].detach().float()
+                total = loss if total is None else total + loss
+                batches_with_loss += 1
+            if on_output is not None:
+                on_output(output)
+            if show_progress:
+                running = model.get_metrics()
+                bar.set_postfix({k: f"{running[k]:.3f}" for k in PROGRESS_METRICS if k in running}, refresh=False)
+    loss_sum = 0.0 if total is None else total.item()
+    if distributed.world_size() > 1:
+        model.sum_metrics_across_processes()
+        loss_sum, batches_with_loss = distributed.sum_floats(loss_sum, batches_with_loss)
+    metrics = model.get_metrics(reset=True, per_type=per_type)
+    metrics["loss"] = loss_sum / max(1, batches_with_loss)
+    return metrics
