@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional, Union
 import torch
 from tango.common import Params
 
+from joint_ere.common.devices import resolve_device
 from joint_ere.common.errors import ConfigurationError, DataError, first_line
 from joint_ere.common.files import atomic_save, read_json
 from joint_ere.common.params import CONFIG_KEYS, construct, with_overrides
@@ -21,7 +22,6 @@ from joint_ere.data.readers import DatasetReader
 from joint_ere.data.vocabulary import Vocabulary
 from joint_ere.models.model import Model
 from joint_ere.modules.transformer_embedder import use_reduced_precision
-from joint_ere.training.trainer import resolve_device
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.th"

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 
 from tango.common import Registrable
 
-from joint_ere.common.files import read_json
+from joint_ere.common.files import atomic_save, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -142,10 +142,10 @@ def plot_curves(epochs: List[Dict[str, Any]], path: str) -> None:
         if axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=8)
     figure.tight_layout()
-    temporary = path + ".tmp.png"
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    os.replace(temporary, path)
+    try:
+        atomic_save(path, lambda temporary: figure.savefig(temporary, dpi=100, format="png"))
+    finally:
+        plt.close(figure)
 
 
 DEFAULT_CALLBACKS = [{"type": "tensorboard"}, {"type": "validation_plot"}]

@@ -22,6 +22,7 @@ from tango.common import Lazy, Registrable
 from tqdm import tqdm
 
 from joint_ere.common import distributed
+from joint_ere.common.devices import resolve_device
 from joint_ere.common.errors import ConfigurationError, DataError, TrainingError, first_line
 from joint_ere.common.files import atomic_save, dump_json, read_json
 from joint_ere.data.data_loader import DataLoader
@@ -34,17 +35,6 @@ from joint_ere.training.optimizers import AdamOptimizer, Optimizer
 
 logger = logging.getLogger(__name__)
 
-
-
-def resolve_device(cuda_device: Optional[Union[int, str]], key: str = "trainer.cuda_device") -> torch.device:
-    if cuda_device is None or cuda_device == -1 or cuda_device == "cpu":
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ConfigurationError(f"{key} is {cuda_device!r}, but this machine has no CUDA device "
-                                 f"(use -1 for the CPU)")
-    if distributed.world_size() > 1:  # torchrun: one GPU per process
-        return torch.device("cuda", distributed.local_rank())
-    return torch.device(f"cuda:{cuda_device}" if isinstance(cuda_device, int) else cuda_device)
 
 
 class MetricTracker:
