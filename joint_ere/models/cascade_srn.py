@@ -105,8 +105,6 @@ class CascadeSrn(Model):
             output.update(self._losses(text, entity_output["loss"], entities, relations))
         if not self.training:
             output["predictions"] = self._cascade(text, entity_output)
-            if entities is not None:
-                self.score_predictions(output)
         return output
 
     def _encode(self, tokens: Dict[str, Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:

@@ -34,7 +34,8 @@ class Model(torch.nn.Module, Registrable):
         raise NotImplementedError
 
     def score_predictions(self, output: Dict[str, Any]) -> None:
-        """On an evaluation batch with gold documents: decode it (kept for evaluate's output) and update metrics."""
+        """On an evaluation batch with gold documents: decode it (kept for evaluate's output) and update metrics.
+        The evaluation loop calls it after ``forward`` (``joint_ere/training/evaluation.py``)."""
         if not self.training and output.get("metadata") is not None:
             output["documents"] = self.make_output_human_readable(output)
             self.metrics(output["documents"], output["metadata"])

@@ -108,7 +108,6 @@ class MultiHeadSelection(Model):
             re_loss = self.relation_head.loss(head, tail, gold_cells, mask) / batch
             output["ner_loss"], output["re_loss"] = ner_loss, re_loss
             output["loss"] = ner_loss + self.re_loss_weight * re_loss
-            self.score_predictions(output)
         return output
 
     def make_output_human_readable(self, output_dict: Dict[str, Any]) -> List[Document]:

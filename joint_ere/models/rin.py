@@ -144,7 +144,6 @@ class RecurrentInteractionNetwork(Model):
             gold_cells = self.relation_head.gold_cells(entities, relations)
             re_loss = self.relation_head.loss(head, tail, gold_cells, mask) / batch
             output.update(ner_loss=ner_loss, re_loss=re_loss, loss=ner_loss + re_loss)
-            self.score_predictions(output)
         return output
 
     def _encode(self, embedded: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

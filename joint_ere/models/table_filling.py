@@ -80,7 +80,6 @@ class TableFilling(Model):
         if entity_target is not None:
             output["ner_loss"], output["re_loss"] = entity["loss"], relation["loss"]
             output["loss"] = entity["loss"] + self.re_loss_weight * relation["loss"]
-            self.score_predictions(output)
         return output
 
     def _targets(self, entities: torch.Tensor, relations: torch.Tensor, length: int):

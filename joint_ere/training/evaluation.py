@@ -5,18 +5,20 @@ import torch
 from tqdm import tqdm
 
 from joint_ere.common import distributed
+from joint_ere.models.model import Model
 
 # Shown on the progress bar while batches are scored (whichever the model reports).
 PROGRESS_METRICS = ("ner_micro_f1", "re_strict_micro_f1", "re_partial_micro_f1")
 
 
-def evaluate(model: torch.nn.Module, batches: Iterable[Dict[str, Any]],
+def evaluate(model: Model, batches: Iterable[Dict[str, Any]],
              forward: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None,
              on_output: Optional[Callable[[Dict[str, Any]], None]] = None, per_type: bool = False,
              description: str = "evaluating", show_progress: bool = True, leave: bool = True) -> Dict[str, float]:
     """
-    The model's metrics over ``batches`` (scored by the model's forward, or by ``forward``: the trainer's, with
-    autocast), and ``loss``, the mean batch loss where batches carry labels. ``on_output`` sees every batch's
+    The model's metrics over ``batches`` (run through the model's forward, or through ``forward``: the
+    trainer's, with autocast; each labelled batch then decoded and scored by ``model.score_predictions``), and
+    ``loss``, the mean batch loss. ``on_output`` sees every batch's
     output (to write predictions). Under torchrun each process scores its shard and the counts are pooled.
     """
     forward = forward or (lambda batch: model(**batch))
@@ -27,7 +29,8 @@ def evaluate(model: torch.nn.Module, batches: Iterable[Dict[str, Any]],
     with torch.inference_mode():
         for batch in bar:
             output = forward(batch)
-            if "loss" in output:  # summed on the device: no synchronisation per batch
+            if "loss" in output:  # a labelled batch: decoded and scored; its loss summed on the device
+                model.score_predictions(output)
                 loss = output["loss"].detach().float()
                 total = loss if total is None else total + loss
                 batches_with_loss += 1
