@@ -38,10 +38,10 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
     load_weights : `bool`, optional (default = `True`)
         ``false`` builds the architecture only; ``load_archive`` sets it, since the archive holds the weights.
     feature_cache_mb : `int`, optional (default = `4096`)
-        A frozen transformer's word vectors (every layer, when mixed) are kept per sentence once a training run
-        has started, so each sentence is encoded once per run instead of once per epoch; this many MiB at most
-        (later sentences are encoded every time), ``0`` turns it off. A trainable transformer, or a model that
-        only predicts, never caches.
+        A frozen transformer's word vectors (every layer, when mixed) are kept per sentence, in host memory, once
+        a training run has started, so each sentence is encoded once per run instead of once per epoch; this many
+        MiB at most (later sentences are encoded every time), ``0`` turns it off. A trainable transformer, or a
+        model that only predicts, never caches.
     """
 
     def __init__(self, model_name: str, pooling: str = "mean", last_layer_only: bool = True,
@@ -141,12 +141,14 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
             with torch.no_grad():
                 pieces = self._encode_pieces(token_ids[rows, :width], wordpiece_mask[rows, :width], all_layers=True)
                 words = self._pool(pieces, offsets[rows], mask[rows])  # (M, T, L * D)
+            words = words.float().cpu()  # the cache lives in host memory, whatever the model's device
             for row, b in enumerate(missing):
                 found[b] = words[row, :word_lengths[b]].view(word_lengths[b], self.layers, self.output_dim).clone()
                 self.feature_cache.put(keys[b], found[b])
-        layers = token_ids.new_zeros(mask.shape + (self.layers, self.output_dim), dtype=found[0].dtype)
+        layers = torch.zeros(mask.shape + (self.layers, self.output_dim))
         for b, features in enumerate(found):
             layers[b, :features.size(0)] = features
+        layers = layers.to(token_ids.device)
         if self.scalar_mix is None:
             return layers[:, :, 0]
         return self.scalar_mix(list(layers.unbind(2)), mask)
@@ -211,8 +213,8 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
 
 
 class FeatureCache:
-    """Word vectors of a frozen transformer per sentence (keyed by its wordpieces and word offsets), up to a
-    size in MiB; inactive until the embedder's first training batch."""
+    """Word vectors of a frozen transformer per sentence (keyed by its wordpieces and word offsets) in host
+    memory (float32), up to a size in MiB; inactive until the embedder's first training batch."""
 
     def __init__(self, size_mb: int) -> None:
         self.capacity = size_mb * 2 ** 20

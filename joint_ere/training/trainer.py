@@ -157,12 +157,15 @@ class GradientDescentTrainer(Trainer):
         self.elapsed_before = 0.0
 
     # -- one epoch ----------------------------------------------------------------------------------------
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp)
+
     def _forward(self, batch: Dict[str, Any]) -> Dict[str, Any]:
-        """Training goes through ``train_module`` (DDP's wrapper under torchrun), validation through the model."""
-        module = self.train_module if self.model.training else self.model
+        """A training step's forward, through ``train_module`` (DDP's wrapper under torchrun); validation runs
+        the model itself in ``evaluate``."""
         try:
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-                return module(**batch)
+            with self._autocast():
+                return self.train_module(**batch)
         except RuntimeError as error:
             if "find_unused_parameters" in str(error):  # DistributedDataParallel's own advice, in config terms
                 raise ConfigurationError(f"some parameters of the model got no gradient in a step, which "
@@ -228,7 +231,7 @@ class GradientDescentTrainer(Trainer):
             self.scheduler.step_batch()
 
     def _validate(self, epoch: int) -> Dict[str, float]:
-        return evaluate(self.model, self.validation_data_loader, self._forward,
+        return evaluate(self.model, self.validation_data_loader, precision=self._autocast, pool_across_processes=True,
                         description=f"epoch {epoch + 1}/{self.num_epochs} validation",
                         show_progress=self.show_progress, leave=False)
 

@@ -229,15 +229,18 @@ def test_a_nan_validation_loss_saves_nothing_of_that_epoch(tmp_path, monkeypatch
     config = tiny_config(epochs=3)
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
-    original = GradientDescentTrainer._forward
+    from joint_ere.training import trainer
 
-    def poisoned(self, batch):
-        output = original(self, batch)
-        if not self.model.training and self.tracker.best_epoch is not None:  # from epoch 2's validation on
-            output["loss"] = output["loss"] * float("nan")
-        return output
+    original, validations = trainer.evaluate, []
 
-    monkeypatch.setattr(GradientDescentTrainer, "_forward", poisoned)
+    def poisoned(*args, **kwargs):
+        metrics = original(*args, **kwargs)
+        validations.append(metrics)
+        if len(validations) > 1:  # from epoch 2's validation on
+            metrics["loss"] = float("nan")
+        return metrics
+
+    monkeypatch.setattr(trainer, "evaluate", poisoned)
     capsys.readouterr()
     assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 1
     error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")][0]

@@ -224,3 +224,17 @@ def test_encoder_settings_are_checked():
     config["model"]["task_encoder"] = {"type": "srn", "input_dim": 16, "hidden_dim": 8, "num_tasks": 3}
     with pytest.raises(ConfigurationError, match="model.task_encoder: model 'rin' needs num_tasks = 2"):
         build(config)
+
+
+def test_evaluation_decodes_inside_the_trainers_autocast():
+    """Decoding reads forward's half-precision states, so the loop scores a batch in forward's autocast."""
+    from joint_ere.training.evaluation import evaluate
+
+    torch.manual_seed(0)
+    model, instances = build(rin_config())
+    batches = [batch_instances(instances[:2]), batch_instances(instances[2:])]
+    full = evaluate(model, batches, show_progress=False)
+    half = evaluate(model, batches, precision=lambda: torch.autocast("cpu", dtype=torch.float16),
+                    show_progress=False)
+    assert set(half) == set(full) and "re_partial_micro_f1" in half
+    assert abs(half["loss"] - full["loss"]) < 1e-2 * abs(full["loss"])

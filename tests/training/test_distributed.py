@@ -28,8 +28,10 @@ TIMES = ("training_seconds", "training_duration")
 
 def overrides(batch_size: int, epochs: int = EPOCHS) -> str:
     # no shuffling, so one process's batch k of 4 sentences is the two processes' batches 2k and 2k + 1
+    # the test split is scored by the first process alone once training ends
     return json.dumps({"data_loader": {"batch_size": batch_size, "shuffle": False},
-                       "trainer": {"num_epochs": epochs, "callbacks": []}})
+                       "trainer": {"num_epochs": epochs, "callbacks": []},
+                       "test_data_path": "fixtures/data/dev.json", "evaluate_on_test": True})
 
 
 def torchrun(folder, batch_size: int, epochs: int = EPOCHS, *extra: str) -> None:
@@ -65,6 +67,8 @@ def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path, monkeyp
     final = epoch_metrics(two, EPOCHS - 1)
     assert final["validation_ner_micro_f1"] == 1.0  # it learned, and validation pooled both processes' counts
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
+    tested = [json.loads((folder / "metrics.json").read_text()) for folder in (one, two)]
+    assert tested[1]["test_ner_micro_f1"] == tested[0]["test_ner_micro_f1"] == 1.0
     log = (two / "out.log").read_text()
     assert log.count(f"epoch {EPOCHS}/{EPOCHS}: training loss") == 1  # rank 0 alone writes and logs
     assert "training on 2 processes (gloo)" in log
