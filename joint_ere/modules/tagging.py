@@ -13,10 +13,10 @@ from allennlp_light.modules.conditional_random_field.conditional_random_field im
 from tango.common import Registrable
 
 from joint_ere.common.errors import ConfigurationError
-from joint_ere.modules.crf import batched_viterbi, crf_log_likelihood
 from joint_ere.data.document import Entity
 from joint_ere.data.instance import ENTITY_LABELS
 from joint_ere.data.vocabulary import Vocabulary
+from joint_ere.modules.crf import batched_viterbi, crf_log_likelihood
 
 PREFIXES = {"BIO": ("B", "I"), "BIOUL": ("B", "I", "L", "U")}
 

@@ -118,7 +118,7 @@ class PretrainedTransformerMismatchedEmbedder(TokenEmbedder):
 
     def forward(self, token_ids: torch.Tensor, wordpiece_mask: torch.Tensor, offsets: torch.Tensor,
                 mask: torch.Tensor) -> torch.Tensor:
-        if self.training:
+        if self.training and self.feature_cache.capacity > 0:
             self.feature_cache.active = True  # from the first training batch on (never in a predictor)
         if self.feature_cache.active and not (self.inference_dtype is not None and not self.training):
             return self._cached_forward(token_ids, wordpiece_mask, offsets, mask)
@@ -221,14 +221,6 @@ class FeatureCache:
         self.used = 0
         self.active = False
         self._features: Dict[bytes, torch.Tensor] = {}
-
-    @property
-    def active(self) -> bool:
-        return self._active
-
-    @active.setter
-    def active(self, value: bool) -> None:
-        self._active = value and self.capacity > 0
 
     def __len__(self) -> int:
         return len(self._features)

@@ -32,12 +32,11 @@ def evaluate(model: Model, batches: Iterable[Dict[str, Any]],
         for batch in bar:
             with precision():
                 output = model(**batch)
-                if "loss" in output:  # a labelled batch
+                if "loss" in output:  # a labelled batch; its loss summed on the device (no sync per batch)
                     model.score_predictions(output)
-            if "loss" in output:  # summed on the device: no synchronisation per batch
-                loss = output["loss"].detach().float()
-                total = loss if total is None else total + loss
-                batches_with_loss += 1
+                    loss = output["loss"].detach().float()
+                    total = loss if total is None else total + loss
+                    batches_with_loss += 1
             if on_output is not None:
                 on_output(output)
             if show_progress:
