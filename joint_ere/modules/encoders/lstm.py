@@ -5,7 +5,7 @@ either way), with a faster CPU path.
 AllenNLP runs ``torch.nn.LSTM`` over a PackedSequence, which on the CPU steps through time with a shrinking
 batch outside oneDNN's fused LSTM. Here, on the CPU, each direction of each layer runs over the padded batch
 instead: the forward direction as it is (padding comes after every real word, so it cannot reach one), the
-backward direction over each sentence reversed within its own length (``_reversed_positions``; padding stays at
+backward direction over each sentence reversed within its own length (``reverse_within_lengths``; padding stays at
 the end) and reversed back. The outputs at real positions are the packed LSTM's, and padding positions are zero
 as after ``pad_packed_sequence``. Where a batch mixes very different lengths (the long tail of a sorted
 prediction batch, a long word among short ones), its rows run in groups of similar length, each trimmed to its
@@ -25,7 +25,7 @@ from allennlp_light.modules import Seq2SeqEncoder, Seq2VecEncoder
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from joint_ere.common.errors import ConfigurationError
-from joint_ere.modules.encoders.recurrent import _gather_time, _reversed_positions
+from joint_ere.common.sequences import reversal_index, reverse_within_lengths
 
 
 class _Lstm(torch.nn.Module):
@@ -93,13 +93,13 @@ class _Lstm(torch.nn.Module):
     def _padded_group(self, inputs: torch.Tensor, lengths: torch.Tensor, dtype: Optional[torch.dtype]
                       ) -> torch.Tensor:
         module = self._module
-        reverse = _reversed_positions(lengths, inputs.size(1)) if module.bidirectional else None
+        reverse = reversal_index(lengths, inputs.size(1)) if module.bidirectional else None
         layer_input = inputs.to(dtype) if dtype is not None else inputs
         for layer in range(module.num_layers):
             outputs = [self._direction(layer_input, layer, "")]
             if reverse is not None:
-                backward = self._direction(_gather_time(layer_input, reverse), layer, "_reverse")
-                outputs.append(_gather_time(backward, reverse))
+                backward = self._direction(reverse_within_lengths(layer_input, reverse), layer, "_reverse")
+                outputs.append(reverse_within_lengths(backward, reverse))
             layer_input = torch.cat(outputs, -1) if len(outputs) > 1 else outputs[0]
             if layer + 1 < module.num_layers and module.dropout > 0:  # between layers, as torch.nn.LSTM
                 layer_input = torch.nn.functional.dropout(layer_input, module.dropout, self.training)

@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 from torch.autograd.function import once_differentiable
 
+from joint_ere.common.sequences import reversal_index, reverse_within_lengths
 from joint_ere.modules.encoders.multi_task_encoder import MultiTaskEncoder
 
 try:  # the C steps of the cells (setup.py builds them where a C compiler is found)
@@ -315,8 +316,9 @@ class RecurrentTaskEncoder(MultiTaskEncoder):
             if direction == 0:
                 directions.append(self._unroll(cell, inputs))
             else:  # each sequence reversed within its own length, so padding stays at the end
-                order = _reversed_positions(lengths, inputs.size(1))
-                directions.append(_gather_time(self._unroll(cell, _gather_time(inputs, order)), order))
+                order = reversal_index(lengths, inputs.size(1))
+                directions.append(reverse_within_lengths(self._unroll(cell, reverse_within_lengths(inputs, order)),
+                                                         order))
         # (batch, length, num_memories, directions * hidden): h_S = tanh(s_S) of every memory, both directions.
         states = (directions[0] if len(directions) == 1 else torch.cat(directions, dim=-1)) * mask[:, :, None, None]
         # unbind, not indexing: its backward writes one gradient tensor, not a zero-filled one per representation.
@@ -343,15 +345,3 @@ def _project(inputs: torch.Tensor, linear: torch.nn.Linear) -> torch.Tensor:
         return linear(inputs)
     flat = inputs.reshape(-1, inputs.size(-1))
     return _Linear.apply(flat, linear.weight, linear.bias).view(*inputs.shape[:-1], -1)
-
-
-def _reversed_positions(lengths: torch.Tensor, length: int) -> torch.Tensor:
-    """(batch, length) index that reverses positions [0, n) of each row and keeps padding in place."""
-    positions = torch.arange(length, device=lengths.device).unsqueeze(0)
-    lengths = lengths.unsqueeze(1)
-    return torch.where(positions < lengths, lengths - 1 - positions, positions)
-
-
-def _gather_time(tensor: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-    index = order.view(*order.shape, *([1] * (tensor.dim() - 2))).expand(*order.shape, *tensor.shape[2:])
-    return tensor.gather(1, index)
