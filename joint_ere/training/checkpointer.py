@@ -1,7 +1,7 @@
 import functools
 import glob
-import pickle
 import os
+import pickle
 import re
 from typing import Any, Dict, Optional, Tuple
 

@@ -14,7 +14,7 @@ import math
 import os
 import random
 import time
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Union
 
 import numpy
 import torch
@@ -31,6 +31,7 @@ from joint_ere.training.callbacks import DEFAULT_CALLBACKS, TrainerCallback
 from joint_ere.training.checkpointer import Checkpointer
 from joint_ere.training.evaluation import evaluate
 from joint_ere.training.learning_rate_schedulers import LearningRateScheduler
+from joint_ere.training.moving_average import MovingAverage
 from joint_ere.training.optimizers import AdamOptimizer, Optimizer
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,10 @@ class GradientDescentTrainer(Trainer):
     checkpointer : `Checkpointer`, optional (default = keep the last 2)
     callbacks : `List[TrainerCallback]`, optional (default = `tensorboard` and `validation_plot`)
         Training curves (``joint_ere/training/callbacks.py``); ``[]`` writes none.
+    moving_average : `MovingAverage`, optional
+        A running average of the weights (``{"type": "exponential", "decay": 0.9999}``), updated after every
+        optimizer step: validation, ``best.th`` and so the archive use the average; training goes on with the raw
+        weights (``joint_ere/training/moving_average.py``).
     ddp_find_unused_parameters : `bool`, optional (default = `False`)
         Under ``torchrun``: set it for a model some of whose parameters get no gradient in some steps
         (DistributedDataParallel then looks for them after every forward pass, which costs a little).
@@ -108,6 +113,7 @@ class GradientDescentTrainer(Trainer):
                  cuda_device: Optional[Union[int, str]] = None, use_amp: bool = False,
                  num_gradient_accumulation_steps: int = 1, checkpointer: Lazy[Checkpointer] = Lazy(Checkpointer),
                  callbacks: Optional[List[Lazy[TrainerCallback]]] = None, show_progress: bool = True,
+                 moving_average: Optional[Lazy[MovingAverage]] = None,
                  ddp_find_unused_parameters: bool = False) -> None:
         self.device = resolve_device(cuda_device)
         if use_amp and self.device.type != "cuda":
@@ -136,6 +142,8 @@ class GradientDescentTrainer(Trainer):
         # the configured settings of each parameter group, before a scheduler or a checkpoint changes them
         self.optimizer_settings = [{k: v for k, v in group.items() if k != "params"}
                                    for group in self.optimizer.param_groups]
+        self.moving_average = moving_average.construct(parameters=list(self.model.named_parameters())) \
+            if moving_average else None
         self.tracker = MetricTracker(validation_metric, patience)
         steps_per_epoch = math.ceil(len(data_loader) / num_gradient_accumulation_steps)
         self.scheduler = learning_rate_scheduler.construct(
@@ -227,8 +235,22 @@ class GradientDescentTrainer(Trainer):
         else:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.moving_average:
+            self.moving_average.apply()
         if self.scheduler:
             self.scheduler.step_batch()
+
+    @contextlib.contextmanager
+    def _averaged_weights(self) -> Iterator[None]:
+        """The moving average's weights in the model for validation and ``best.th``; the trained ones after."""
+        if self.moving_average is None:
+            yield
+            return
+        self.moving_average.assign_average_value()
+        try:
+            yield
+        finally:
+            self.moving_average.restore()
 
     def _validate(self, epoch: int) -> Dict[str, float]:
         return evaluate(self.model, self.validation_data_loader, precision=self._autocast, pool_across_processes=True,
@@ -258,26 +280,27 @@ class GradientDescentTrainer(Trainer):
         for epoch in range(self.start_epoch, self.num_epochs if not stopped_early else self.start_epoch):
             epoch_started = time.time()
             train_metrics = self._train_epoch(epoch)
-            validation_metrics = self._validate(epoch) if self.validation_data_loader is not None else {}
-            if not math.isfinite(validation_metrics.get("loss", 0.0)):
-                # Weights that give a NaN are never saved as best.th or as a checkpoint to resume from.
-                raise TrainingError(f"epoch {epoch + 1}: the validation loss is {validation_metrics['loss']} (the "
-                                    f"training loss was finite); stopped, the weights of this epoch are not saved. "
-                                    f"{self._what_is_kept()}")
-            if validation_metrics:
-                if self.tracker.name not in validation_metrics:
-                    raise ConfigurationError(f"trainer.validation_metric: {self.tracker.name!r} is not one of "
-                                             f"{sorted(validation_metrics)}")
-                value = validation_metrics[self.tracker.name]
-                is_best = self.tracker.add(value, epoch)
-            else:
-                value, is_best = None, True
-                self.tracker.best_epoch = epoch
-            if is_best:
-                self.best_validation_metrics = validation_metrics
-            if is_best and self.primary:
-                atomic_save(os.path.join(self.serialization_dir, "best.th"),
-                            functools.partial(torch.save, self.model.state_dict()))
+            with self._averaged_weights():
+                validation_metrics = self._validate(epoch) if self.validation_data_loader is not None else {}
+                if not math.isfinite(validation_metrics.get("loss", 0.0)):
+                    # Weights that give a NaN are never saved as best.th or as a checkpoint to resume from.
+                    raise TrainingError(f"epoch {epoch + 1}: the validation loss is {validation_metrics['loss']} "
+                                        f"(the training loss was finite); stopped, the weights of this epoch are not "
+                                        f"saved. {self._what_is_kept()}")
+                if validation_metrics:
+                    if self.tracker.name not in validation_metrics:
+                        raise ConfigurationError(f"trainer.validation_metric: {self.tracker.name!r} is not one of "
+                                                 f"{sorted(validation_metrics)}")
+                    value = validation_metrics[self.tracker.name]
+                    is_best = self.tracker.add(value, epoch)
+                else:
+                    value, is_best = None, True
+                    self.tracker.best_epoch = epoch
+                if is_best:
+                    self.best_validation_metrics = validation_metrics
+                if is_best and self.primary:
+                    atomic_save(os.path.join(self.serialization_dir, "best.th"),
+                                functools.partial(torch.save, self.model.state_dict()))
             elapsed = self.elapsed_before + time.time() - started
             metrics = {
                 "epoch": epoch,
@@ -318,6 +341,7 @@ class GradientDescentTrainer(Trainer):
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "scaler": self.scaler.state_dict() if self.scaler else None,
+            "moving_average": self.moving_average.state_dict() if self.moving_average else None,
             "tracker": self.tracker.state_dict(),
             "best_validation_metrics": self.best_validation_metrics,
             "rng": {"python": random.getstate(), "numpy": numpy.random.get_state(), "torch": torch.get_rng_state(),
@@ -353,6 +377,11 @@ class GradientDescentTrainer(Trainer):
             logger.warning("trainer.optimizer differs from the checkpoint's: resuming with the configured settings")
         if self.scaler and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])
+        if self.moving_average:
+            if state.get("moving_average") is None:
+                raise ConfigurationError("--recover: the checkpoint was trained without trainer.moving_average, "
+                                         "which the config now asks for; start over with --force")
+            self.moving_average.load_state_dict(state["moving_average"])
         self.tracker.load_state_dict(state["tracker"])
         self.best_validation_metrics = state["best_validation_metrics"]
         self.elapsed_before = state["elapsed"]
