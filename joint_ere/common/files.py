@@ -10,7 +10,7 @@ import os
 import zlib
 from typing import IO, Any, Callable, Iterator
 
-from joint_ere.common.errors import DataError, OutputError
+from joint_ere.common.errors import ConfigurationError, DataError, OutputError
 
 BOM = "\ufeff"
 
@@ -114,3 +114,24 @@ def check_writable(path: str, key: str) -> None:
         raise OutputError(f"{key} {path}: the directory {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise OutputError(f"{key} {path}: the directory {folder} is not writable")
+
+
+def resolve_path(file_path: str) -> str:
+    """A local path, or a URL downloaded once into the cache (tango's ``cached_path``)."""
+    if file_path is None or file_path == "":
+        raise ConfigurationError("no data path given")
+    if not isinstance(file_path, (str, os.PathLike)):
+        raise ConfigurationError(f"a data path must be a string, not {type(file_path).__name__} ({file_path!r})")
+    if "://" in str(file_path):
+        from cached_path import cached_path
+
+        try:
+            return str(cached_path(file_path))
+        except Exception as error:  # network errors differ by scheme
+            raise DataError(file_path, None, f"could not download ({type(error).__name__}); offline, point "
+                                             f"JOINT_ERE_DATA at a local copy or override the path with -o") from error
+    if os.path.isdir(file_path):
+        raise DataError(file_path, None, "is a directory, not a data file")
+    if not os.path.isfile(file_path):
+        raise DataError(file_path, None, "data file not found")
+    return str(file_path)

@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterable, List, Optional
 from tango.common import Registrable
 
 from joint_ere.common.errors import ConfigurationError
-from joint_ere.common.files import read_text
+from joint_ere.common.files import read_json, read_text, resolve_path
 
 PADDING_TOKEN = "@@PADDING@@"
 OOV_TOKEN = "@@UNKNOWN@@"
@@ -166,9 +166,6 @@ class Vocabulary(Registrable):
 
 def read_label_file(path: str, key: str) -> List[str]:
     """The labels of a ``label_files`` entry, in id order."""
-    from joint_ere.common.files import read_json
-    from joint_ere.data.readers.dataset_reader import resolve_path
-
     try:
         content = read_json(resolve_path(path))
     except Exception as error:

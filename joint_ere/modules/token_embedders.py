@@ -9,7 +9,7 @@ from allennlp_light.modules import Seq2VecEncoder
 from tango.common import Registrable
 
 from joint_ere.common.errors import ConfigurationError, DataError
-from joint_ere.common.files import undecodable, unreadable
+from joint_ere.common.files import resolve_path, undecodable, unreadable
 from joint_ere.data.vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -69,8 +69,6 @@ class Embedding(TokenEmbedder):
 def read_pretrained_vectors(path: str, vocab: Vocabulary, namespace: str, weight: torch.Tensor) -> float:
     """Copies vectors of vocabulary words from a GloVe text file (plain or ``.gz``; a word2vec header line is
     skipped) into ``weight`` and returns the coverage. A broken file is a DataError naming the file and line."""
-    from joint_ere.data.readers.dataset_reader import resolve_path
-
     try:
         local = resolve_path(path)
     except Exception as error:

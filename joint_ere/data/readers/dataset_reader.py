@@ -1,11 +1,10 @@
 import json
-import os
 from typing import Dict, Iterable, List, Optional
 
 from tango.common import Registrable
 
-from joint_ere.common.errors import ConfigurationError, DataError
-from joint_ere.common.files import read_text
+from joint_ere.common.errors import DataError
+from joint_ere.common.files import read_text, resolve_path
 from joint_ere.data.document import Document
 from joint_ere.data.instance import Instance
 from joint_ere.data.token_indexers import SingleIdTokenIndexer, TokenIndexer
@@ -44,27 +43,6 @@ class DatasetReader(Registrable):
 
     def text_to_instance(self, document: Document) -> Instance:
         return Instance(document, self.token_indexers)
-
-
-def resolve_path(file_path: str) -> str:
-    """A local path, or a URL downloaded once into the cache (tango's ``cached_path``)."""
-    if file_path is None or file_path == "":
-        raise ConfigurationError("no data path given")
-    if not isinstance(file_path, (str, os.PathLike)):
-        raise ConfigurationError(f"a data path must be a string, not {type(file_path).__name__} ({file_path!r})")
-    if "://" in str(file_path):
-        from cached_path import cached_path
-
-        try:
-            return str(cached_path(file_path))
-        except Exception as error:  # network errors differ by scheme
-            raise DataError(file_path, None, f"could not download ({type(error).__name__}); offline, point "
-                                             f"JOINT_ERE_DATA at a local copy or override the path with -o") from error
-    if os.path.isdir(file_path):
-        raise DataError(file_path, None, "is a directory, not a data file")
-    if not os.path.isfile(file_path):
-        raise DataError(file_path, None, "data file not found")
-    return str(file_path)
 
 
 def load_json_records(file_path: str, text: Optional[str] = None) -> List[object]:
