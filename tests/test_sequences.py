@@ -29,3 +29,11 @@ def test_the_gradient_is_the_reversal_of_the_output_gradient():
     weights = torch.randn(3, 5, 4, dtype=torch.double)
     (reverse_within_lengths(tensor, index) * weights).sum().backward()
     assert torch.equal(tensor.grad, reverse_within_lengths(weights, index))
+
+
+def test_an_empty_batch():
+    tensor = torch.zeros(0, 5, 4, requires_grad=True)
+    reversed_ = reverse_within_lengths(tensor, reversal_index(torch.zeros(0, dtype=torch.long), 5))
+    assert reversed_.shape == (0, 5, 4)
+    reversed_.sum().backward()
+    assert tensor.grad.shape == (0, 5, 4)

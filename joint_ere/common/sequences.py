@@ -22,8 +22,7 @@ def reverse_within_lengths(tensor: torch.Tensor, index: torch.Tensor) -> torch.T
 
 
 def _reverse(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    rows = tensor.reshape(tensor.size(0) * tensor.size(1), -1)
-    return rows.index_select(0, index).view(tensor.shape)
+    return tensor.flatten(0, 1).index_select(0, index).view(tensor.shape)  # flatten: also for an empty batch
 
 
 class _Reversal(torch.autograd.Function):

@@ -5,12 +5,15 @@ train. The trainer validates with the average, saves it as ``best.th`` (so the a
 
     "trainer": {"moving_average": {"type": "exponential", "decay": 0.9999}}
 """
+import logging
 from typing import Any, Dict, Iterable, List, Tuple
 
 import torch
 from tango.common import Registrable
 
 from joint_ere.common.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
 
 
 class MovingAverage(Registrable):
@@ -48,6 +51,7 @@ class MovingAverage(Registrable):
 
     @torch.no_grad()
     def restore(self) -> None:
+        """The trained weights back after ``assign_average_value`` (nothing to do without it)."""
         for parameter, backup in zip(self.parameters, self.backups):
             parameter.copy_(backup)
         self.backups = []
@@ -56,13 +60,18 @@ class MovingAverage(Registrable):
         return {"num_updates": self.num_updates, "shadows": dict(zip(self.names, self.shadows))}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """The saved averages of the parameters that train now. A parameter that trains now and did not then (``-r``
+        with other ``parameter_groups``) starts its average from its current weights; one that no longer trains
+        is dropped. Both are logged."""
         shadows = state["shadows"]
-        if sorted(shadows) != sorted(self.names):
-            raise ConfigurationError("--recover: the checkpoint's trainer.moving_average does not fit the model's "
-                                     "trainable parameters (was the model changed?)")
         with torch.no_grad():
             for name, shadow in zip(self.names, self.shadows):
-                shadow.copy_(shadows[name])
+                if name in shadows:
+                    shadow.copy_(shadows[name])
+        started, dropped = sorted(set(self.names) - set(shadows)), sorted(set(shadows) - set(self.names))
+        if started or dropped:
+            logger.warning("trainer.moving_average: the trainable parameters changed since the checkpoint; averages "
+                           "started afresh for %s, dropped for %s", started or "none", dropped or "none")
         self.num_updates = state["num_updates"]
 
 

@@ -36,9 +36,12 @@ def make_parameter_groups(model_parameters: List[Tuple[str, torch.nn.Parameter]]
             raise ConfigurationError(f"trainer.optimizer.parameter_groups.{index}: {regexes} match no parameter")
     result = []
     for group in built:
-        requires_grad = group.pop("requires_grad", True)
-        for parameter in group["params"]:
-            parameter.requires_grad_(requires_grad)
+        # A group's `requires_grad` freezes (or unfreezes) its parameters; without it they stay as the model made
+        # them, so a frozen transformer or a `trainable: false` embedding is not unfrozen by grouping.
+        requires_grad = group.pop("requires_grad", None)
+        if requires_grad is not None:
+            for parameter in group["params"]:
+                parameter.requires_grad_(requires_grad)
         group["params"] = [p for p in group["params"] if p.requires_grad]
         if group["params"]:
             result.append(group)

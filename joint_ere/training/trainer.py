@@ -229,13 +229,18 @@ class GradientDescentTrainer(Trainer):
             self.scaler.unscale_(self.optimizer)
         if self.grad_norm:
             torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.grad is not None], self.grad_norm)
+        stepped = True
         if self.scaler:
+            watch = self.moving_average is not None  # get_scale() waits for the GPU: only when it matters
+            scale = self.scaler.get_scale() if watch else 0.0
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if watch:  # a lower scale: the step was skipped (inf or NaN gradients), so the weights did not change
+                stepped = self.scaler.get_scale() >= scale
         else:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        if self.moving_average:
+        if self.moving_average and stepped:
             self.moving_average.apply()
         if self.scheduler:
             self.scheduler.step_batch()
@@ -246,8 +251,8 @@ class GradientDescentTrainer(Trainer):
         if self.moving_average is None:
             yield
             return
-        self.moving_average.assign_average_value()
         try:
+            self.moving_average.assign_average_value()
             yield
         finally:
             self.moving_average.restore()
@@ -284,9 +289,10 @@ class GradientDescentTrainer(Trainer):
                 validation_metrics = self._validate(epoch) if self.validation_data_loader is not None else {}
                 if not math.isfinite(validation_metrics.get("loss", 0.0)):
                     # Weights that give a NaN are never saved as best.th or as a checkpoint to resume from.
-                    raise TrainingError(f"epoch {epoch + 1}: the validation loss is {validation_metrics['loss']} "
-                                        f"(the training loss was finite); stopped, the weights of this epoch are not "
-                                        f"saved. {self._what_is_kept()}")
+                    validated = " (the moving average of the weights)" if self.moving_average else ""
+                    raise TrainingError(f"epoch {epoch + 1}: the validation loss{validated} is "
+                                        f"{validation_metrics['loss']} (the training loss was finite); stopped, the "
+                                        f"weights of this epoch are not saved. {self._what_is_kept()}")
                 if validation_metrics:
                     if self.tracker.name not in validation_metrics:
                         raise ConfigurationError(f"trainer.validation_metric: {self.tracker.name!r} is not one of "
@@ -382,6 +388,9 @@ class GradientDescentTrainer(Trainer):
                 raise ConfigurationError("--recover: the checkpoint was trained without trainer.moving_average, "
                                          "which the config now asks for; start over with --force")
             self.moving_average.load_state_dict(state["moving_average"])
+        elif state.get("moving_average") is not None:
+            logger.warning("--recover: the checkpoint kept a moving average of the weights, which the config no "
+                           "longer asks for: it is dropped, and later epochs are validated on the trained weights")
         self.tracker.load_state_dict(state["tracker"])
         self.best_validation_metrics = state["best_validation_metrics"]
         self.elapsed_before = state["elapsed"]

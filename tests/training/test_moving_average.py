@@ -50,6 +50,7 @@ def _config(epochs, moving_average=None, validation=True):
     config = tiny_config(epochs=epochs, dropout=0.2)
     config["data_loader"] = {"batch_sampler": {"type": "bucket", "batch_size": 3}}
     config["trainer"]["optimizer"] = {"type": "sgd", "lr": 0.1}
+    config["trainer"]["validation_metric"] = "-loss"  # falls every epoch here, so the best epoch is the last
     if moving_average is not None:
         config["trainer"]["moving_average"] = moving_average
     if not validation:
@@ -99,10 +100,15 @@ def test_validation_and_the_archive_use_the_average(tmp_path):
     dev = _config(1)["validation_data_path"]
     assert main(["evaluate", str(tmp_path / "run" / "model.tar.gz"), dev, "--output-file", str(out)]) == 0
     evaluated = json.loads(out.read_text())
+    assert metrics["best_epoch"] == 2
     assert evaluated["loss"] == pytest.approx(metrics["best_validation_loss"], rel=1e-5)
     archived = load_archive(str(tmp_path / "run" / "model.tar.gz")).model.state_dict()
     best = torch.load(tmp_path / "run" / "best.th", weights_only=True)
     assert all(torch.equal(archived[name], best[name]) for name in best)
+    trained = torch.load(tmp_path / "run" / "model_state_e2.th", weights_only=True)  # the same epoch, not averaged
+    assert max((best[name] - trained[name]).abs().max().item() for name in best) > 1e-3
+    state = torch.load(tmp_path / "run" / "training_state_e2.th", weights_only=False)["moving_average"]
+    assert all(torch.equal(best[name], shadow) for name, shadow in state["shadows"].items())
 
 
 def test_recover_resumes_the_average_exactly(tmp_path, monkeypatch):
@@ -126,8 +132,22 @@ def test_recover_resumes_the_average_exactly(tmp_path, monkeypatch):
         split = torch.load(tmp_path / "split" / name, weights_only=True)
         for key in whole:
             assert torch.equal(whole[key], split[key]), (name, key)
+    whole, split = (torch.load(tmp_path / run / "training_state_e3.th", weights_only=False)["moving_average"]
+                    for run in ("whole", "split"))
+    assert whole["num_updates"] == split["num_updates"] > 0
+    assert all(torch.equal(whole["shadows"][name], split["shadows"][name]) for name in whole["shadows"])
     a, b = (json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("whole", "split"))
+    assert a["best_epoch"] == b["best_epoch"] == 3  # best.th was written after the resume
     assert a["best_validation_loss"] == b["best_validation_loss"]
+
+
+def test_resuming_with_other_trainable_parameters_keeps_the_shared_averages(caplog):
+    kept, new = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.ones(2))
+    average = ExponentialMovingAverage([("kept", kept), ("new", new)])
+    average.load_state_dict({"num_updates": 7, "shadows": {"kept": torch.full((2,), 3.0), "gone": torch.zeros(1)}})
+    assert average.num_updates == 7
+    assert torch.equal(average.shadows[0], torch.full((2,), 3.0)) and torch.equal(average.shadows[1], torch.ones(2))
+    assert "started afresh for ['new'], dropped for ['gone']" in caplog.text
 
 
 def test_recover_refuses_a_checkpoint_without_the_average(tmp_path, capsys):

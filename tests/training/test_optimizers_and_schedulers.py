@@ -29,6 +29,22 @@ def test_parameter_groups_by_regex():
     assert not model.encoder.bias.requires_grad
 
 
+def test_grouping_leaves_frozen_parameters_frozen():
+    """A frozen parameter (a frozen transformer, a `trainable: false` embedding) stays frozen in a group that says
+    nothing of requires_grad, also the default last group; a group's explicit setting applies."""
+    model = Tiny()
+    model.head.weight.requires_grad_(False)
+    model.encoder.weight.requires_grad_(False)
+    optimizer = construct(Optimizer, {"type": "adam", "lr": 0.1,
+                                      "parameter_groups": [[["^head\\."], {"lr": 0.01}],
+                                                           [["^encoder\\.weight$"], {"requires_grad": True}]]},
+                          "trainer.optimizer", model_parameters=list(model.named_parameters()))
+    assert not model.head.weight.requires_grad
+    assert model.encoder.weight.requires_grad
+    trained = [p for group in optimizer.param_groups for p in group["params"]]
+    assert all(p is not model.head.weight for p in trained) and any(p is model.encoder.weight for p in trained)
+
+
 def test_parameter_group_matching_nothing_is_an_error():
     with pytest.raises(ConfigurationError, match="match no parameter"):
         construct(Optimizer, {"type": "sgd", "lr": 0.1, "parameter_groups": [[["nope"], {}]]}, "trainer.optimizer",
