@@ -92,7 +92,10 @@ class GradientDescentTrainer(Trainer):
         Clip the gradients' total norm to this.
     cuda_device : `int`, optional (default = `-1`, the CPU)
     use_amp : `bool`, optional (default = `False`)
-        Mixed precision (float16 autocast with gradient scaling) on CUDA.
+        Mixed precision: autocast to ``amp_dtype``.
+    amp_dtype : `str`, optional (default = `"float16"`)
+        ``"float16"`` (CUDA only, with gradient scaling) or ``"bfloat16"`` (no gradient scaling: its range is
+        float32's; on GPUs that support it, e.g. A100 / H100, and on CPUs).
     num_gradient_accumulation_steps : `int`, optional (default = `1`)
     checkpointer : `Checkpointer`, optional (default = keep the last 2)
     callbacks : `List[TrainerCallback]`, optional (default = `tensorboard` and `validation_plot`)
@@ -110,14 +113,20 @@ class GradientDescentTrainer(Trainer):
                  validation_data_loader: Optional[DataLoader] = None, optimizer: Lazy[Optimizer] = Lazy(AdamOptimizer),
                  learning_rate_scheduler: Optional[Lazy[LearningRateScheduler]] = None, num_epochs: int = 20,
                  patience: Optional[int] = None, validation_metric: str = "-loss", grad_norm: Optional[float] = None,
-                 cuda_device: Optional[Union[int, str]] = None, use_amp: bool = False,
+                 cuda_device: Optional[Union[int, str]] = None, use_amp: bool = False, amp_dtype: str = "float16",
                  num_gradient_accumulation_steps: int = 1, checkpointer: Lazy[Checkpointer] = Lazy(Checkpointer),
                  callbacks: Optional[List[Lazy[TrainerCallback]]] = None, show_progress: bool = True,
                  moving_average: Optional[Lazy[MovingAverage]] = None,
                  ddp_find_unused_parameters: bool = False) -> None:
         self.device = resolve_device(cuda_device)
-        if use_amp and self.device.type != "cuda":
-            raise ConfigurationError("trainer.use_amp needs a CUDA trainer.cuda_device")
+        if amp_dtype not in ("float16", "bfloat16"):
+            raise ConfigurationError(f"trainer.amp_dtype must be float16 or bfloat16, not {amp_dtype!r}")
+        if use_amp and amp_dtype == "float16" and self.device.type != "cuda":
+            raise ConfigurationError("trainer.use_amp with float16 needs a CUDA trainer.cuda_device (on a CPU, set "
+                                     "trainer.amp_dtype to bfloat16)")
+        if use_amp and amp_dtype == "bfloat16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigurationError(f"trainer.amp_dtype: {torch.cuda.get_device_name(self.device)} does not support "
+                                     f"bfloat16; use float16")
         if num_gradient_accumulation_steps < 1:
             raise ConfigurationError("trainer.num_gradient_accumulation_steps must be at least 1")
         self.model = model.to(self.device)
@@ -152,7 +161,9 @@ class GradientDescentTrainer(Trainer):
         self.num_epochs = num_epochs
         self.grad_norm = grad_norm
         self.use_amp = use_amp
-        self.scaler = torch.amp.GradScaler("cuda") if use_amp else None
+        self.amp_dtype = getattr(torch, amp_dtype)
+        # float16 needs its gradients scaled into range; bfloat16 has float32's exponent and does not
+        self.scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == "float16" else None
         self.accumulation = num_gradient_accumulation_steps
         self.checkpointer = checkpointer.construct(serialization_dir=serialization_dir)
         if callbacks is None:
@@ -166,7 +177,7 @@ class GradientDescentTrainer(Trainer):
 
     # -- one epoch ----------------------------------------------------------------------------------------
     def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
 
     def _forward(self, batch: Dict[str, Any]) -> Dict[str, Any]:
         """A training step's forward, through ``train_module`` (DDP's wrapper under torchrun); validation runs

@@ -260,13 +260,49 @@ def test_amp_needs_cuda(tmp_path, capsys):
     path = tmp_path / "c.json"
     path.write_text(json.dumps(config))
     assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 1
-    assert "trainer.use_amp" in capsys.readouterr().err
+    assert "trainer.use_amp with float16 needs a CUDA" in capsys.readouterr().err
+    config["trainer"]["amp_dtype"] = "half"
+    path.write_text(json.dumps(config))
+    assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 1
+    assert "trainer.amp_dtype must be float16 or bfloat16" in capsys.readouterr().err
+
+
+def test_bfloat16_autocast_trains_and_validates(tmp_path, monkeypatch):
+    """trainer.amp_dtype bfloat16 (here on the CPU; on GPUs that support it the same code path): the forward and the
+    validation run under bfloat16 autocast without gradient scaling, and the archive evaluates in float32."""
+    from joint_ere.training.trainer import GradientDescentTrainer
+
+    config = tiny_config(epochs=3)
+    config["trainer"].update({"use_amp": True, "amp_dtype": "bfloat16", "validation_metric": "-loss"})
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config))
+    seen = set()
+    original = GradientDescentTrainer._autocast
+
+    def autocast(self):
+        context = original(self)
+        seen.add((self.scaler is None, context.fast_dtype, context._enabled))
+        return context
+
+    monkeypatch.setattr(GradientDescentTrainer, "_autocast", autocast)
+    assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 0
+    assert seen == {(True, torch.bfloat16, True)}  # training and validation alike, no gradient scaler
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["best_epoch"] == 2 and torch.isfinite(torch.tensor(metrics["best_validation_loss"]))
+    out = tmp_path / "evaluated.json"
+    assert main(["evaluate", str(tmp_path / "run" / "model.tar.gz"), str(FIXTURES / "dev.json"),
+                 "--output-file", str(out)]) == 0
+    evaluated = json.loads(out.read_text())
+    assert evaluated["loss"] == pytest.approx(metrics["best_validation_loss"], rel=0.05)  # float32 against bfloat16
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_trains_on_cuda_with_amp(tmp_path):
+@pytest.mark.parametrize("amp_dtype", ["float16", "bfloat16"])
+def test_trains_on_cuda_with_amp(tmp_path, amp_dtype):
+    if amp_dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+        pytest.skip("this GPU has no bfloat16")
     config = tiny_config(epochs=2)
-    config["trainer"].update({"cuda_device": 0, "use_amp": True})
+    config["trainer"].update({"cuda_device": 0, "use_amp": True, "amp_dtype": amp_dtype})
     path = tmp_path / "c.json"
     path.write_text(json.dumps(config))
     assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 0
