@@ -35,6 +35,7 @@ class MultiHeadSelection(Model):
     shared_encoder, ner_encoder, re_encoder : `Seq2SeqEncoder`
         Any registered encoder; ``{"type": "pass_through", "input_dim": d}`` for zero layers.
     ner_decoder : `TagDecoder`, optional (default = `{"type": "crf", "label_encoding": "BIO"}`)
+        ``"per_type": true`` tags one sequence per entity type, so entities of different types may overlap.
     label_embedding_dim : `int`, optional (default = `25`)
         Size of the NER tag embedding joined to the RE encoding.
     relation_hidden_dim : `int`, optional (default = `64`)
@@ -97,7 +98,8 @@ class MultiHeadSelection(Model):
             predicted_tags = self.ner_decoder.decode(tag_logits, mask)
             tags_for_re = predicted_tags
 
-        z = torch.cat([self.dropout(self.re_encoder(shared, mask)), self.label_embedding(tags_for_re)], dim=-1)
+        labels = self.scheme.embed(self.label_embedding, tags_for_re)
+        z = torch.cat([self.dropout(self.re_encoder(shared, mask)), labels], dim=-1)
         head, tail = self.relation_head.project(z)  # W z_i + b, U z_j: (B, T, H)
 
         output: Dict[str, Any] = {"mask": mask, "tag_logits": tag_logits, "head": head, "tail": tail,
