@@ -59,3 +59,28 @@ def test_an_error_is_shown_on_the_page(browser, server_url):
     browser.find_element(By.ID, "run").click()
     WebDriverWait(browser, 20).until(lambda b: "error" in b.find_element(By.ID, "status").get_attribute("class"))
     assert "the text is empty" in browser.find_element(By.ID, "status").text
+
+
+def test_nested_entities_are_drawn_inside_their_container_with_their_arcs(browser, server_url):
+    """A drug inside an adverse effect (per-type tagging predicts both) is a mark inside the effect's mark, and the
+    arc between them is drawn; an entity that crosses another's boundary is left out of the text."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server_url + "/")
+    text = "He developed lithium intoxication after it."
+    found = lambda s: text.index(s)  # noqa: E731
+    entities = [{"type": "Drug", "char_start": found("lithium"), "char_end": found(" intoxication"), "text": "lithium"},
+                {"type": "AE", "char_start": found("lithium"), "char_end": found(" after"),
+                 "text": "lithium intoxication"},
+                {"type": "AE", "char_start": found("intoxication"), "char_end": len(text) - 1,
+                 "text": "intoxication after it"}]
+    output = {"text": text, "entities": entities,
+              "relations": [{"type": "Adverse_Effect", "head": 1, "tail": 0}]}
+    browser.execute_script("renderText(arguments[0]); drawArcs(arguments[0]);", output)
+    tree = browser.execute_script(
+        "return [...document.querySelectorAll('#doc mark.entity')].map(m => [m.dataset.index, "
+        "m.parentElement.closest('mark.entity') ? m.parentElement.closest('mark.entity').dataset.index : null])")
+    assert tree == [["1", None], ["0", "1"]]  # the effect, and the drug inside it; the crossing one left out
+    assert browser.find_element(By.ID, "doc").text.replace("\n", " ").startswith("He developed lithium")
+    arcs = browser.find_elements(By.CSS_SELECTOR, "svg#arcs path.relation")
+    assert [a.get_attribute("data-type") for a in arcs] == ["Adverse_Effect"]
