@@ -64,3 +64,36 @@ def test_a_config_that_ignores_the_fold_var_is_refused(tmp_path, write_config, c
     assert main(["cross-validate", config, "-s", str(tmp_path / "cv"), "--folds", "2"]) == 1
     assert "does not read std.extVar('ADE_FOLD')" in capsys.readouterr().err
     assert not (tmp_path / "cv").exists()
+
+
+def test_folds_in_parallel_processes(fold_config, tmp_path):
+    """--parallel 2: the folds train in processes of their own, each with its own fold index, and give what one
+    after the other gives (up to the rounding of another thread count); a finished fold is not trained again."""
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    assert run_cv(fold_config, serial) == 0
+    assert run_cv(fold_config, parallel, "--parallel", "2") == 0
+    for i in range(3):
+        one, other = (json.loads((out / f"fold_{i}" / "metrics.json").read_text()) for out in (serial, parallel))
+        assert other["epoch"] == one["epoch"] == i  # each process read its own fold index
+        assert other["best_validation_loss"] == pytest.approx(one["best_validation_loss"], rel=1e-3)
+        assert (parallel / f"fold_{i}.log").exists()
+    summary = json.loads((parallel / "cv_metrics.json").read_text())
+    assert summary["num_folds"] == 3 and "best_validation_ner_macro_f1" in summary["mean"]
+    done = (parallel / "fold_0" / "model.tar.gz").stat().st_mtime_ns
+    (parallel / "fold_2" / "model.tar.gz").unlink()
+    (parallel / "fold_2" / "metrics.json").unlink()
+    assert run_cv(fold_config, parallel, "--parallel", "2") == 0  # fold 2 resumes alone, fold 0 is left alone
+    assert (parallel / "fold_0" / "model.tar.gz").stat().st_mtime_ns == done
+    assert (parallel / "fold_2" / "model.tar.gz").exists()
+
+
+def test_a_failed_parallel_fold_is_named(tmp_path, capsys):
+    path = tmp_path / "folds.jsonnet"
+    path.write_text("local base = %s;\nlocal fold = std.parseInt(std.extVar('MY_FOLD'));\n"
+                    "base + {train_data_path: if fold == 1 then 'no/such/train.json' else base.train_data_path}\n"
+                    % json.dumps(tiny_config(epochs=1)))
+    out = tmp_path / "cv"
+    assert run_cv(path, out, "--parallel", "2") == 1
+    err = capsys.readouterr().err
+    assert "fold 1 failed" in err and "data file not found" in err and "fold_1.log" in err
+    assert not (out / "cv_metrics.json").exists()
