@@ -66,7 +66,9 @@ class MetricTracker:
         return dict(vars(self))
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        """The checkpoint's best value and epoch counts; the patience stays the configured one (as AllenNLP's),
+        so ``-r -o '{"trainer": {"patience": null}}'`` goes on past an early stop."""
+        self.__dict__.update({key: value for key, value in state.items() if key != "patience"})
 
 
 class Trainer(Registrable):

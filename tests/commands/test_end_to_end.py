@@ -160,6 +160,21 @@ def test_recover_ends_where_an_uninterrupted_run_would(tmp_path, monkeypatch):
     assert not (tmp_path / "split" / "metrics_epoch_4.json").exists()
 
 
+def test_recover_with_another_patience_goes_on_after_an_early_stop(tmp_path):
+    dev = tmp_path / "dev.json"  # no gold relations: relation F1 is 0.0 at every epoch, so patience 1 stops at once
+    records = json.loads((FIXTURES / "dev.json").read_text())
+    dev.write_text(json.dumps([{**record, "relations": []} for record in records]))
+    config = tiny_config(dev=dev, epochs=6)
+    config["trainer"].update({"validation_metric": "+re_strict_micro_f1", "patience": 1})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epoch"] == 1  # stopped early
+    assert main(["train", str(path), "-s", str(tmp_path / "run"), "-r", "-o", '{"trainer": {"patience": null}}']) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["epoch"] == 5 and metrics["best_epoch"] == 0
+
+
 def test_a_nan_loss_stops_training_and_recover_resumes(tmp_path, monkeypatch, capsys):
     """A NaN loss in epoch 2 stops the run, naming epoch and batch; best.th and epoch 1's checkpoint stay, and -r
     (once the cause is gone) ends exactly where a run without the NaN ends."""
