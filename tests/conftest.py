@@ -28,6 +28,27 @@ def tiny_config(train: Path = FIXTURES / "train.json", dev: Path = FIXTURES / "d
     return config
 
 
+def train_interrupted_then_resumed(config_path: Path, serialization_dir: Path, monkeypatch: Any,
+                                   epoch: int = 2) -> None:
+    """``allennlp train`` stopped by Ctrl-C as epoch ``epoch`` (0-based) begins, which leaves no archive, then
+    ``-r``: for comparing a resumed run with an uninterrupted one."""
+    from joint_ere.commands import main
+    from joint_ere.training.trainer import GradientDescentTrainer
+
+    original = GradientDescentTrainer._train_epoch
+
+    def interrupted(self: GradientDescentTrainer, current: int) -> Dict[str, float]:
+        if current == epoch:
+            raise KeyboardInterrupt
+        return original(self, current)
+
+    monkeypatch.setattr(GradientDescentTrainer, "_train_epoch", interrupted)
+    assert main(["train", str(config_path), "-s", str(serialization_dir)]) == 130
+    assert not (serialization_dir / "model.tar.gz").exists()
+    monkeypatch.setattr(GradientDescentTrainer, "_train_epoch", original)
+    assert main(["train", str(config_path), "-s", str(serialization_dir), "-r"]) == 0
+
+
 @pytest.fixture
 def write_config(tmp_path):
     def write(config: Dict[str, Any], name: str = "config.json") -> str:

@@ -11,7 +11,7 @@ from joint_ere.commands import main
 from joint_ere.common import ConfigurationError, DataError
 from joint_ere.data import SpertJsonReader
 from joint_ere.training.trainer import GradientDescentTrainer
-from tests.conftest import FIXTURES, tiny_config
+from tests.conftest import FIXTURES, tiny_config, train_interrupted_then_resumed
 
 
 @pytest.fixture(scope="module")
@@ -129,19 +129,7 @@ def test_recover_ends_where_an_uninterrupted_run_would(tmp_path, monkeypatch):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     assert main(["train", str(path), "-s", str(tmp_path / "whole")]) == 0
-
-    original = GradientDescentTrainer._train_epoch
-
-    def interrupted(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(self, epoch)
-
-    monkeypatch.setattr(GradientDescentTrainer, "_train_epoch", interrupted)
-    assert main(["train", str(path), "-s", str(tmp_path / "split")]) == 130
-    assert not (tmp_path / "split" / "model.tar.gz").exists()
-    monkeypatch.setattr(GradientDescentTrainer, "_train_epoch", original)
-    assert main(["train", str(path), "-s", str(tmp_path / "split"), "-r"]) == 0
+    train_interrupted_then_resumed(path, tmp_path / "split", monkeypatch)
 
     whole = torch.load(tmp_path / "whole" / "model_state_e3.th", weights_only=True)
     split = torch.load(tmp_path / "split" / "model_state_e3.th", weights_only=True)

@@ -8,8 +8,7 @@ from joint_ere.archival import load_archive
 from joint_ere.commands import main
 from joint_ere.common import ConfigurationError
 from joint_ere.training.moving_average import ExponentialMovingAverage, MovingAverage
-from joint_ere.training.trainer import GradientDescentTrainer
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, train_interrupted_then_resumed
 
 
 def test_the_decay_starts_small_and_the_average_is_exact():
@@ -115,18 +114,7 @@ def test_recover_resumes_the_average_exactly(tmp_path, monkeypatch):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(_config(4, {"type": "exponential", "decay": 0.95})))
     assert main(["train", str(path), "-s", str(tmp_path / "whole")]) == 0
-
-    original = GradientDescentTrainer._train_epoch
-
-    def interrupted(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(self, epoch)
-
-    monkeypatch.setattr(GradientDescentTrainer, "_train_epoch", interrupted)
-    assert main(["train", str(path), "-s", str(tmp_path / "split")]) == 130
-    monkeypatch.setattr(GradientDescentTrainer, "_train_epoch", original)
-    assert main(["train", str(path), "-s", str(tmp_path / "split"), "-r"]) == 0
+    train_interrupted_then_resumed(path, tmp_path / "split", monkeypatch)
     for name in ("model_state_e3.th", "best.th"):
         whole = torch.load(tmp_path / "whole" / name, weights_only=True)
         split = torch.load(tmp_path / "split" / name, weights_only=True)
