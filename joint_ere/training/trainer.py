@@ -31,6 +31,7 @@ from joint_ere.training.callbacks import DEFAULT_CALLBACKS, TrainerCallback
 from joint_ere.training.checkpointer import Checkpointer
 from joint_ere.training.evaluation import evaluate
 from joint_ere.training.learning_rate_schedulers import LearningRateScheduler
+from joint_ere.training.adversarial import AdversarialTraining
 from joint_ere.training.moving_average import MovingAverage
 from joint_ere.training.optimizers import AdamOptimizer, Optimizer
 
@@ -106,6 +107,10 @@ class GradientDescentTrainer(Trainer):
         A running average of the weights (``{"type": "exponential", "decay": 0.9999}``), updated after every
         optimizer step: validation, ``best.th`` and so the archive use the average; training goes on with the raw
         weights (``joint_ere/training/moving_average.py``).
+    adversarial : `AdversarialTraining`, optional
+        Adversarial training on the embeddings (Bekoulis et al. 2018: ``{"alpha": 0.01}``): each batch is trained
+        on twice, the second time with the embedder's output moved along its loss gradient; about twice the
+        time per step (``joint_ere/training/adversarial.py``).
     ddp_find_unused_parameters : `bool`, optional (default = `False`)
         Under ``torchrun``: set it for a model some of whose parameters get no gradient in some steps
         (DistributedDataParallel then looks for them after every forward pass, which costs a little).
@@ -119,6 +124,7 @@ class GradientDescentTrainer(Trainer):
                  num_gradient_accumulation_steps: int = 1, checkpointer: Lazy[Checkpointer] = Lazy(Checkpointer),
                  callbacks: Optional[List[Lazy[TrainerCallback]]] = None, show_progress: bool = True,
                  moving_average: Optional[Lazy[MovingAverage]] = None,
+                 adversarial: Optional[Lazy[AdversarialTraining]] = None,
                  ddp_find_unused_parameters: bool = False) -> None:
         self.device = resolve_device(cuda_device)
         if amp_dtype not in ("float16", "bfloat16"):
@@ -155,6 +161,7 @@ class GradientDescentTrainer(Trainer):
                                    for group in self.optimizer.param_groups]
         self.moving_average = moving_average.construct(parameters=list(self.model.named_parameters())) \
             if moving_average else None
+        self.adversarial = adversarial.construct(model=self.model) if adversarial else None
         self.tracker = MetricTracker(validation_metric, patience)
         steps_per_epoch = math.ceil(len(data_loader) / num_gradient_accumulation_steps)
         self.scheduler = learning_rate_scheduler.construct(
@@ -204,17 +211,18 @@ class GradientDescentTrainer(Trainer):
         for index, batch in enumerate(bar):
             stepping = (index + 1) % self.accumulation == 0 or index + 1 == len(self.data_loader)
             # under DDP, gradients are averaged over the processes only in the backward pass before a step
-            no_sync = self.train_module.no_sync() if not stepping and self.train_module is not self.model \
-                else contextlib.nullcontext()
-            with no_sync:
-                output = self._forward(batch)
-                loss = output["loss"] / self.accumulation
-                if not torch.isfinite(loss):
-                    raise TrainingError(f"epoch {epoch + 1}, batch {index + 1}: the loss is {loss.item()}; "
-                                        f"stopped. {self._what_is_kept()}")
-                (self.scaler.scale(loss) if self.scaler else loss).backward()
+            no_sync = self._no_sync() if not stepping else contextlib.nullcontext()
+            capture = self.adversarial.capture() if self.adversarial else contextlib.nullcontext()
+            # with adversarial training, gradients are averaged after the second (perturbed) pass only
+            with (self._no_sync() if self.adversarial else no_sync), capture:
+                output = self._backward(batch, epoch, index)
+            if self.adversarial:
+                with no_sync, self.adversarial.perturb():
+                    perturbed = self._backward(batch, epoch, index, "the adversarial loss")
             batches += 1
             losses = {key: output[key].item() for key in ("loss", "ner_loss", "re_loss") if key in output}
+            if self.adversarial:
+                losses["adversarial_loss"] = perturbed["loss"].item()
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0.0) + value
             learning_rate = self.optimizer.param_groups[0].get("lr")
@@ -228,6 +236,20 @@ class GradientDescentTrainer(Trainer):
             *sums, batches = distributed.sum_floats(*(totals[name] for name in names), batches)
             totals = dict(zip(names, sums))
         return {k: v / max(1, batches) for k, v in totals.items()}
+
+    def _no_sync(self) -> contextlib.AbstractContextManager:
+        """DDP's ``no_sync`` under torchrun (no averaging in this backward pass); nothing otherwise."""
+        return self.train_module.no_sync() if self.train_module is not self.model else contextlib.nullcontext()
+
+    def _backward(self, batch: Dict[str, Any], epoch: int, index: int, name: str = "the loss") -> Dict[str, Any]:
+        """One forward and backward pass of a training batch; gradients add up in the parameters' ``.grad``."""
+        output = self._forward(batch)
+        loss = output["loss"] / self.accumulation
+        if not torch.isfinite(loss):
+            raise TrainingError(f"epoch {epoch + 1}, batch {index + 1}: {name} is {loss.item()}; "
+                                f"stopped. {self._what_is_kept()}")
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+        return output
 
     def _what_is_kept(self) -> str:
         epochs = self.checkpointer.epochs()

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import torch
@@ -26,18 +27,18 @@ EPOCHS = 40
 TIMES = ("training_seconds", "training_duration")
 
 
-def overrides(batch_size: int, epochs: int = EPOCHS) -> str:
+def overrides(batch_size: int, epochs: int = EPOCHS, **trainer: Any) -> str:
     # no shuffling, so one process's batch k of 4 sentences is the two processes' batches 2k and 2k + 1
     # the test split is scored by the first process alone once training ends
     return json.dumps({"data_loader": {"batch_size": batch_size, "shuffle": False},
-                       "trainer": {"num_epochs": epochs, "callbacks": []},
+                       "trainer": {"num_epochs": epochs, "callbacks": [], **trainer},
                        "test_data_path": "fixtures/data/dev.json", "evaluate_on_test": True})
 
 
-def torchrun(folder, batch_size: int, epochs: int = EPOCHS, *extra: str) -> None:
+def torchrun(folder, batch_size: int, epochs: int = EPOCHS, *extra: str, **trainer: Any) -> None:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "joint_ere", "train", "training_config/quickstart.jsonnet", "-s", str(folder),
-               "-o", overrides(batch_size, epochs), *extra]
+               "-o", overrides(batch_size, epochs, **trainer), *extra]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
