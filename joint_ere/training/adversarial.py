@@ -38,19 +38,27 @@ class AdversarialTraining(Registrable):
         self._outputs: List[torch.Tensor] = []  # w of every call of the module in the captured pass
         self._perturbations: List[torch.Tensor] = []
         self._calls = 0
-        target.register_forward_hook(self._hook)
+        self._handle: Optional[torch.utils.hooks.RemovableHandle] = target.register_forward_hook(self._hook)
+
+    def remove(self) -> None:
+        """Takes the hook off the model (the trainer does when training ends)."""
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
 
     def perturbation(self, embedded: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
         """η for an output ``embedded`` of the module whose loss gradient is ``gradient`` (same shape)."""
         raise NotImplementedError
 
     def _hook(self, module: torch.nn.Module, inputs: Any, output: Any) -> Any:
-        if self._mode is None or not torch.is_tensor(output) or not output.requires_grad:
+        if self._mode is None or not torch.is_tensor(output) or not torch.is_grad_enabled():
             return None
         if self._mode == "capture":
+            if not output.requires_grad:  # a frozen embedder: w is still perturbed, so its gradient is needed
+                output = output.detach().requires_grad_()
             output.retain_grad()
             self._outputs.append(output)
-            return None
+            return output
         if self._calls >= len(self._perturbations):
             raise RuntimeError(f"trainer.adversarial: {self.module_name} ran more often in the perturbed pass than "
                                f"in the first ({len(self._perturbations)})")
@@ -70,6 +78,8 @@ class AdversarialTraining(Registrable):
     @contextlib.contextmanager
     def perturb(self) -> Iterator[None]:
         """The second pass: the module's outputs plus η_adv, from the gradients of the captured pass."""
+        if not self._outputs:
+            raise RuntimeError(f"trainer.adversarial: {self.module_name} did not run in the first pass")
         with torch.no_grad():
             self._perturbations = [self.perturbation(output, output.grad if output.grad is not None
                                                      else torch.zeros_like(output))
@@ -77,6 +87,9 @@ class AdversarialTraining(Registrable):
         self._outputs, self._calls, self._mode = [], 0, "perturb"
         try:
             yield
+            if self._calls != len(self._perturbations):
+                raise RuntimeError(f"trainer.adversarial: {self.module_name} ran {self._calls} times in the "
+                                   f"perturbed pass and {len(self._perturbations)} in the first")
         finally:
             self._mode, self._perturbations = None, []
 

@@ -23,15 +23,20 @@ from tqdm import tqdm
 
 from joint_ere.common import distributed
 from joint_ere.common.devices import resolve_device
-from joint_ere.common.errors import ConfigurationError, DataError, TrainingError, first_line
+from joint_ere.common.errors import (
+    ConfigurationError,
+    DataError,
+    TrainingError,
+    first_line,
+)
 from joint_ere.common.files import atomic_save, dump_json, read_json
 from joint_ere.data.data_loader import DataLoader
 from joint_ere.models.model import Model
+from joint_ere.training.adversarial import AdversarialTraining
 from joint_ere.training.callbacks import DEFAULT_CALLBACKS, TrainerCallback
 from joint_ere.training.checkpointer import Checkpointer
 from joint_ere.training.evaluation import evaluate
 from joint_ere.training.learning_rate_schedulers import LearningRateScheduler
-from joint_ere.training.adversarial import AdversarialTraining
 from joint_ere.training.moving_average import MovingAverage
 from joint_ere.training.optimizers import AdamOptimizer, Optimizer
 
@@ -223,6 +228,7 @@ class GradientDescentTrainer(Trainer):
             losses = {key: output[key].item() for key in ("loss", "ner_loss", "re_loss") if key in output}
             if self.adversarial:
                 losses["adversarial_loss"] = perturbed["loss"].item()
+                del perturbed
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0.0) + value
             learning_rate = self.optimizer.param_groups[0].get("lr")
@@ -304,6 +310,8 @@ class GradientDescentTrainer(Trainer):
         try:
             return self._train()
         finally:
+            if self.adversarial:  # the model that is tested and archived carries no training hook
+                self.adversarial.remove()
             for callback in self.callbacks:
                 callback.on_end()
 

@@ -4,7 +4,6 @@ import json
 import pytest
 import torch
 
-from joint_ere.archival import load_archive
 from joint_ere.commands import main
 from joint_ere.common import ConfigurationError
 from joint_ere.training.adversarial import FastGradientPerturbation
@@ -50,19 +49,59 @@ def test_the_second_pass_trains_on_the_embeddings_moved_along_their_gradient():
 
 
 def test_every_call_of_the_module_gets_its_own_perturbation():
+    torch.manual_seed(1)
     toy, inputs = _Toy(), torch.randn(1, 4, 3)
     adversarial = FastGradientPerturbation(toy, alpha=0.5)
-    seen = []
-    toy.head.register_forward_hook(lambda module, args, output: seen.append(args[0].detach().clone()))
+
+    def twice() -> torch.Tensor:
+        return toy(inputs) + 3 * toy(inputs * 2)
+
     with adversarial.capture():
-        (toy(inputs) + 3 * toy(inputs * 2)).backward()
+        twice().backward()
     with adversarial.perturb():
-        toy(inputs) + 3 * toy(inputs * 2)
-    assert not torch.allclose(seen[2] - seen[0], seen[3] - seen[1])  # two calls, two directions
+        twice().backward()
+    trained = {name: p.grad.clone() for name, p in toy.named_parameters()}
+    toy.zero_grad()
+    first, second = toy.text_field_embedder(inputs), toy.text_field_embedder(inputs * 2)
+    gradients = torch.autograd.grad(toy.loss(first) + 3 * toy.loss(second), [first, second])
+    first_eta, second_eta = (0.5 * 2.0 * g / g.norm() for g in gradients)
+    assert not torch.allclose(first_eta, second_eta, atol=1e-3)
+    clean = toy.loss(first) + 3 * toy.loss(second)
+    (clean + toy.loss(first + first_eta) + 3 * toy.loss(second + second_eta)).backward()
+    for name, parameter in toy.named_parameters():
+        torch.testing.assert_close(trained[name], parameter.grad, msg=name)
+
+    with adversarial.capture():
+        twice().backward()
+    with pytest.raises(RuntimeError, match="ran 1 times in the perturbed pass and 2 in the first"):
+        with adversarial.perturb():
+            toy(inputs)
+    with adversarial.capture():
+        twice().backward()
     with adversarial.perturb(), pytest.raises(RuntimeError, match="ran more often"):
         for _ in range(3):
             toy(inputs)
     assert torch.equal(toy.text_field_embedder(inputs), toy.text_field_embedder(inputs))  # outside: untouched
+    adversarial.remove()
+    assert not toy.text_field_embedder._forward_hooks
+
+
+def test_a_frozen_embedder_is_perturbed_too():
+    torch.manual_seed(2)
+    toy, inputs = _Toy(), torch.randn(2, 3, 3)
+    toy.text_field_embedder.requires_grad_(False)
+    adversarial = FastGradientPerturbation(toy, alpha=0.3)
+    with adversarial.capture():
+        toy(inputs).backward()
+    with adversarial.perturb():
+        toy(inputs).backward()
+    toy_grad = toy.head.weight.grad.clone()
+    toy.zero_grad()
+    embedded = toy.text_field_embedder(inputs).requires_grad_()
+    gradient, = torch.autograd.grad(toy.loss(embedded), embedded)
+    eta = 0.3 * 2.0 * gradient / gradient.flatten(1).norm(dim=1)[:, None, None]
+    (toy.loss(embedded) + toy.loss(embedded + eta)).backward()
+    torch.testing.assert_close(toy_grad, toy.head.weight.grad)
 
 
 def test_bad_settings_name_the_key():
@@ -94,14 +133,27 @@ def test_with_alpha_zero_each_step_takes_twice_the_gradient(tmp_path):
         torch.testing.assert_close(runs["adversarial"][key], value, rtol=1e-5, atol=1e-6, msg=key)
 
 
-def test_training_reports_the_adversarial_loss_and_the_archive_predicts(tmp_path):
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(_config(0.1, {"alpha": 0.05})))
-    assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 0
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["training_adversarial_loss"] > 0 and "training_loss" in metrics
-    model = load_archive(str(tmp_path / "run" / "model.tar.gz")).model
-    assert not any(module._forward_hooks for module in model.modules())  # a training device, not the model's
+def test_training_reports_the_adversarial_loss_and_takes_other_steps(tmp_path):
+    runs = {}
+    for name, alpha in (("zero", 0.0), ("adversarial", 0.5)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(_config(0.1, {"alpha": alpha})))
+        assert main(["train", str(path), "-s", str(tmp_path / name)]) == 0
+        runs[name] = torch.load(tmp_path / name / "model_state_e1.th", weights_only=True)
+    for epoch in (0, 1):  # no dropout: the perturbed pass has the same weights, a step up the loss
+        metrics = json.loads((tmp_path / "adversarial" / f"metrics_epoch_{epoch}.json").read_text())
+        assert metrics["training_adversarial_loss"] > metrics["training_loss"]
+        zero = json.loads((tmp_path / "zero" / f"metrics_epoch_{epoch}.json").read_text())
+        assert zero["training_adversarial_loss"] == pytest.approx(zero["training_loss"])
+    assert max((runs["zero"][key] - value).abs().max().item() for key, value in runs["adversarial"].items()) > 1e-4
+
+
+def test_the_trained_model_keeps_no_hook(tmp_path):
+    from joint_ere.commands.train import train_model
+    from joint_ere.common import Params
+
+    model = train_model(Params(_config(0.1, {"alpha": 0.1})), str(tmp_path / "run"))
+    assert not any(module._forward_hooks for module in model.modules())
 
 
 @gloo
