@@ -97,3 +97,47 @@ def test_a_failed_parallel_fold_is_named(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "fold 1 failed" in err and "data file not found" in err and "fold_1.log" in err
     assert not (out / "cv_metrics.json").exists()
+
+
+def test_compare_gives_the_paired_differences():
+    from joint_ere.commands.cross_validate import compare, comparison_table
+
+    ours = {"num_folds": 3, "mean": {"best_validation_re_macro_f1": 0.8, "best_epoch": 3.0, "best_validation_loss": 1},
+            "folds": [{"best_validation_re_macro_f1": v, "best_epoch": e, "best_validation_loss": 1}
+                      for v, e in ((0.80, 2), (0.85, 3), (0.75, 4))]}
+    theirs = {"num_folds": 3, "mean": {"best_validation_re_macro_f1": 0.8, "best_epoch": 3.0},
+              "folds": [{"best_validation_re_macro_f1": v, "best_epoch": e}
+                        for v, e in ((0.79, 2), (0.86, 1), (0.73, 4))]}
+    comparison = compare(ours, theirs)
+    row = comparison["metrics"]["best_validation_re_macro_f1"]
+    assert row["differences"] == pytest.approx([0.01, -0.01, 0.02])
+    assert row["mean"] == pytest.approx(0.02 / 3)
+    assert row["std"] == pytest.approx(statistics.stdev([0.01, -0.01, 0.02]))
+    assert (row["higher"], row["lower"]) == (2, 1)
+    assert comparison["metrics"]["best_epoch"]["differences"] == [0, 2, 0]
+    assert comparison["metrics"]["best_epoch"]["higher"] == 1 and comparison["metrics"]["best_epoch"]["lower"] == 0
+    assert "best_validation_loss" not in comparison["metrics"]  # not in both, and not an F1
+    table = comparison_table(comparison)
+    assert "| best_validation_re_macro_f1 | +1.00 | -1.00 | +2.00 | +0.67 ± 1.53 | 2 / 1 |" in table
+
+
+def test_compare_to_another_run(fold_config, tmp_path, capsys):
+    base, other = tmp_path / "base", tmp_path / "other"
+    assert run_cv(fold_config, base) == 0
+    # a missing or mismatched baseline is refused before anything trains
+    assert run_cv(fold_config, other, "--compare-to", str(tmp_path / "nowhere")) == 1
+    assert "nowhere/cv_metrics.json does not exist" in capsys.readouterr().err
+    assert not other.exists()
+    assert main(["cross-validate", str(fold_config), "-s", str(other), "--folds", "2", "--fold-var", "MY_FOLD",
+                 "--compare-to", str(base)]) == 1
+    assert "has 3 folds, this run 2" in capsys.readouterr().err
+
+    seeds = json.dumps({"random_seed": 5, "numpy_seed": 5, "pytorch_seed": 5})
+    assert run_cv(fold_config, other, "-o", seeds, "--compare-to", str(base)) == 0
+    comparison = json.loads((other / "cv_comparison.json").read_text())
+    assert comparison["baseline"] == str(base)
+    for key in ("best_validation_ner_macro_f1", "best_validation_re_strict_micro_f1", "training_seconds"):
+        expected = [json.loads((other / f"fold_{i}" / "metrics.json").read_text())[key]
+                    - json.loads((base / f"fold_{i}" / "metrics.json").read_text())[key] for i in range(3)]
+        assert comparison["metrics"][key]["differences"] == pytest.approx(expected)
+    assert f"Against {base}" in (other / "cv_metrics.md").read_text()
