@@ -11,7 +11,8 @@ fold folder without either starts over.
 ``--parallel N`` trains N folds at once, each as an ``allennlp train`` process of its own (its output in
 ``DIR/fold_{i}.log``) with an equal share of the CPU's threads (``OMP_NUM_THREADS``, unless it is set). On a
 2-core CPU two folds of one thread each finished ADE's ten folds in 70 minutes against 1 h 46 min one after the
-other (RESULTS.md): a BiLSTM's small products keep one core busier than they split over two.
+other (RESULTS.md; two hand-started chains of ``allennlp train``, which is what ``--parallel 2`` runs): a
+BiLSTM's small products keep one core busier than they split over two.
 
 At the end, ``DIR/cv_metrics.json`` holds every fold's metrics and the mean and sample standard deviation
 (n - 1) of each number in them, ``DIR/cv_metrics.md`` the same as a Markdown table (precision, recall and F1 in

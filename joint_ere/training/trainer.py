@@ -108,14 +108,16 @@ class GradientDescentTrainer(Trainer):
     checkpointer : `Checkpointer`, optional (default = keep the last 2)
     callbacks : `List[TrainerCallback]`, optional (default = `tensorboard` and `validation_plot`)
         Training curves (``joint_ere/training/callbacks.py``); ``[]`` writes none.
+    show_progress : `bool`, optional (default = `True`)
+        Progress bars of the epochs' training and validation (on the first process only under ``torchrun``).
     moving_average : `MovingAverage`, optional
         A running average of the weights (``{"type": "exponential", "decay": 0.9999}``), updated after every
         optimizer step: validation, ``best.th`` and so the archive use the average; training goes on with the raw
         weights (``joint_ere/training/moving_average.py``).
     adversarial : `AdversarialTraining`, optional
-        Adversarial training on the embeddings (Bekoulis et al. 2018: ``{"alpha": 0.01}``): each batch is trained
-        on twice, the second time with the embedder's output moved along its loss gradient; about twice the
-        time per step (``joint_ere/training/adversarial.py``).
+        Adversarial training on the embeddings (Bekoulis et al. 2018: ``{"alpha": 0.05}``): each batch is trained
+        on twice, the second time with the embedder's output moved along its loss gradient; on ADE about 1.6
+        times the time per epoch (``joint_ere/training/adversarial.py``).
     ddp_find_unused_parameters : `bool`, optional (default = `False`)
         Under ``torchrun``: set it for a model some of whose parameters get no gradient in some steps
         (DistributedDataParallel then looks for them after every forward pass, which costs a little).

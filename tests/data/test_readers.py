@@ -33,9 +33,11 @@ def test_tricky_records(tmp_path):
     ]
     docs = SpertJsonReader().read_documents(write(tmp_path, records))
     assert docs[0].meta == {"orig_id": 7}
-    assert docs[0].entities[1].span == (1, 3)
-    assert docs[0].to_json()["tokens"][0] == "Naïve"
-    assert docs[1].entities == [] and docs[1].relations == []
+    assert docs[0].tokens == ["Naïve", "B-cell", "lymphoma", "\u00a0"]  # a no-break space is a token as given
+    assert [(e.type, e.start, e.end) for e in docs[0].entities] == [("AE", 0, 3), ("AE", 1, 3)]
+    assert [(r.type, r.head, r.tail) for r in docs[0].relations] == [("R", 0, 0)]
+    assert docs[0].to_json() == records[0]  # written back as read
+    assert docs[1].tokens == ["Just", "text"] and docs[1].entities == [] and docs[1].relations == []
 
 
 def test_json_lines_are_accepted(tmp_path):

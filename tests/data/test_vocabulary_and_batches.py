@@ -21,11 +21,22 @@ def test_vocabulary_namespaces_and_round_trip(tmp_path):
     # label namespaces have neither padding nor unknown; an unseen label maps to -1
     assert vocab.get_vocab_size("entity_labels") == 3
     assert vocab.get_token_index("NotALabel", "entity_labels") == -1
-    # most frequent first: "Peop" and "Loc" occur 5 times, "Org" 5 — ties are alphabetical
-    assert [vocab.get_token_from_index(i, "entity_labels") for i in range(3)] == sorted(
-        ["Loc", "Org", "Peop"], key=lambda t: (-sum(e.type == t for i in instances for e in i.document.entities), t))
+    # most frequent first (the fixture has 6 Loc, 5 Org, 4 Peop)
+    assert [vocab.get_token_from_index(i, "entity_labels") for i in range(3)] == ["Loc", "Org", "Peop"]
     vocab.save_to_files(str(tmp_path / "vocabulary"))
     assert Vocabulary.from_files(str(tmp_path / "vocabulary")) == vocab
+
+
+def test_ids_go_by_frequency_then_alphabet_and_max_vocab_size_keeps_the_most_frequent():
+    from collections import Counter
+
+    counts = {"entity_labels": Counter({"Alpha": 2, "Beta": 2, "Zeta": 5, "Gamma": 1}),
+              "tokens": Counter({"zebra": 3, "apple": 1, "mango": 3, "kiwi": 2})}
+    vocab = Vocabulary.from_counter(counts, max_vocab_size={"tokens": 2})
+    assert [vocab.get_token_from_index(i, "entity_labels") for i in range(4)] == ["Zeta", "Alpha", "Beta", "Gamma"]
+    assert [vocab.get_token_from_index(i, "tokens") for i in range(4)] == [
+        "@@PADDING@@", "@@UNKNOWN@@", "mango", "zebra"]
+    assert vocab.get_vocab_size("tokens") == 4
 
 
 def test_min_count_drops_rare_words():

@@ -142,8 +142,10 @@ def test_table_head_loss_and_decoding_read_only_the_valid_cells():
     assert probabilities[1, 2, 2, 1] == 0 and torch.isclose(probabilities[0, 0, 2, 1], torch.sigmoid(torch.tensor(2.0)))
 
 
-def test_a_sentence_of_2000_words_predicts():
+def test_a_sentence_of_2000_words_predicts_in_blocks_what_the_whole_table_gives(monkeypatch):
+    from joint_ere.common import blocks
     from joint_ere.data import DatasetReader
+    from joint_ere.modules.heads import table
     from joint_ere.predictors import Predictor
 
     model, _ = build(ENCODERS["pfn"])
@@ -151,5 +153,19 @@ def test_a_sentence_of_2000_words_predicts():
         "tokens": {"type": "single_id", "lowercase_tokens": True},
         "token_characters": {"type": "characters", "min_padding_length": 3}}}, "dataset_reader")
     words = (["john", "smith", "works", "for", "acme", "."] * 340)[:2000]
+    row_blocks, used, tables = table.row_blocks, [], []
+    monkeypatch.setattr(table, "row_blocks", lambda *args: used.append(row_blocks(*args)) or used[-1])
+    readable = model.make_output_human_readable
+    monkeypatch.setattr(model, "make_output_human_readable", lambda output: tables.append(
+        (output["entity_logits"].clone(), output["relation_logits"].clone())) or readable(output))
+
     document = Predictor(model, reader).predict_documents([Document(words)])[0]
-    assert len(document.tokens) == 2000
+    assert max(len(b) for b in used) > 1  # the tables were built a block of rows at a time
+    monkeypatch.setattr(blocks, "CELLS_AT_ONCE", 1 << 40)
+    used.clear()
+    whole = Predictor(model, reader).predict_documents([Document(words)])[0]
+    assert max(len(b) for b in used) == 1
+    assert document.tokens == words and document.to_json() == whole.to_json()
+    for blocked, at_once in zip(*tables):  # every cell of both tables, not only the few over the threshold
+        assert blocked.shape[1:3] == (2000, 2000)
+        torch.testing.assert_close(blocked, at_once, rtol=1e-5, atol=1e-5)

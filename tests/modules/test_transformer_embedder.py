@@ -62,24 +62,44 @@ def test_pooling_matches_the_model_run_directly(tiny_bert, pooling):
 
 
 def test_window_choice_holds_every_position_near_its_middle():
+    # by hand: windows [0, 4), [2, 6), [4, 8), [6, 10) with middles 2, 4, 6, 8; ties go to the even window
+    assert window_for_position(10, 4, 2, 4).tolist() == [0, 0, 0, 0, 1, 2, 2, 2, 3, 3]
     for width, content, stride in [(10, 4, 2), (37, 8, 4), (5, 8, 4), (100, 30, 15)]:
         windows = 1 if width <= content else -(-(width - content) // stride) + 1
         choice = window_for_position(width, content, stride, windows)
         for position, window in enumerate(choice.tolist()):
-            assert 0 <= window < windows
-            assert window * stride <= position < window * stride + content
+            holding = [w for w in range(windows) if w * stride <= position < w * stride + content]
+            assert window in holding
+            distance = [abs(position - (w * stride + content / 2)) for w in holding]
+            assert abs(position - (window * stride + content / 2)) == min(distance), (width, position)
 
 
 def test_long_sentences_use_windows(tiny_bert):
+    """Each word of a sentence longer than the model's window has the vector the transformer gives it inside the
+    window chosen for it (run directly on that window's wordpieces between [CLS] and [SEP])."""
+    from transformers import AutoModel
+
     long = ["john", "smith", "works", "for", "acme", "in", "boston", "."] * 12  # 96 wordpieces > 64 positions
     _, tensors = index(tiny_bert, [long, ["a", "b"]])
-    module = embedder(tiny_bert, max_length=20).eval()
+    module = embedder(tiny_bert, max_length=20, pooling="first").eval()
     with torch.no_grad():
         words = module(**tensors)
     assert words.shape == (2, 96, 16) and torch.isfinite(words).all()
+    pieces = tensors["token_ids"][0].tolist()
+    assert len(pieces) == 96  # one wordpiece a word
+    content, stride = 18, 9  # max_length 20 less [CLS] and [SEP]; windows overlap by half
+    choice = window_for_position(96, content, stride, 10)
+    reference = AutoModel.from_pretrained(tiny_bert).eval()
+    for position in (0, 8, 9, 13, 14, 50, 88, 95):
+        start = choice[position].item() * stride
+        window = [2] + pieces[start:start + content] + [3]
+        with torch.no_grad():
+            hidden = reference(input_ids=torch.tensor([window])).last_hidden_state[0]
+        torch.testing.assert_close(words[0, position], hidden[1 + position - start], atol=1e-5, rtol=1e-5,
+                                   msg=f"word {position}")
     # where a sentence fits in one window, windowing changes nothing
     with torch.no_grad():
-        short_alone = embedder(tiny_bert).eval()(**index(tiny_bert, [["a", "b"]])[1])
+        short_alone = embedder(tiny_bert, pooling="first").eval()(**index(tiny_bert, [["a", "b"]])[1])
     assert torch.allclose(words[1, :2], short_alone[0], atol=1e-5)
 
 
