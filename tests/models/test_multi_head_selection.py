@@ -203,6 +203,7 @@ def test_the_frozen_transformer_ade_config_adds_fixed_features_to_glove_and_char
                          ext_vars={"TRANSFORMER_MODEL": tiny_bert, "TRANSFORMER_DIM": "16"}).as_dict()
     assert sorted(params["dataset_reader"]["token_indexers"]) == ["token_characters", "tokens", "transformer"]
     assert params["trainer"]["num_epochs"] == 50  # the rest is ade.jsonnet
+    assert "adversarial" not in params["trainer"]  # measured without it
     embedders = params["model"]["text_field_embedder"]["token_embedders"]
     embedders["tokens"].pop("pretrained_file")  # 10-d fixture vectors would not fit the config's 50
     reader = construct(DatasetReader, params["dataset_reader"], "dataset_reader")
