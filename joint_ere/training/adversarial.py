@@ -3,12 +3,12 @@ Adversarial training on the word representations (Bekoulis et al. 2018, "Adversa
 joint entity and relation extraction", after Miyato et al. 2017): every training batch is seen twice, as it is and
 with the output w of the model's embedder moved a small step in the direction that raises the loss fastest,
 
-    η_adv = ε · g / ‖g‖,   g = ∇_w L(w; θ),   ε = α · √D          (Bekoulis 2018, eqs. 1-2; D = w's width)
+    η_adv = ε · g / ‖g‖,   g = ∇_w L(w; θ),   ε = α · √D          (D = w's width)
 
 and the gradient of L(w; θ) + L(w + η_adv; θ) trains the model; η_adv is a constant of the second pass. ‖g‖ is
-taken per sentence, so ε does not depend on the batch size.
+taken per sentence, so ε does not depend on the batch size (nor on how torchrun shards a batch).
 
-    "trainer": {"adversarial": {"alpha": 0.01}}
+    "trainer": {"adversarial": {"alpha": 0.05}}          (training_config/ade.jsonnet; RESULTS.md)
 """
 import contextlib
 import math
