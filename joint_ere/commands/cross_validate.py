@@ -189,11 +189,15 @@ def summarise(per_fold: List[Dict[str, Any]]) -> Dict[str, Any]:
     mean: Dict[str, float] = {}
     std: Dict[str, Optional[float]] = {}
     for key in keys:
-        values = [float(f[key]) for f in folds]
-        mean[key] = sum(values) / len(values)
-        std[key] = (math.sqrt(sum((v - mean[key]) ** 2 for v in values) / (len(values) - 1))
-                    if len(values) > 1 else None)
+        mean[key], std[key] = _mean_and_std([float(f[key]) for f in folds])
     return {"folds": folds, "mean": mean, "std": std, "num_folds": len(folds)}
+
+
+def _mean_and_std(values: List[float]) -> Tuple[float, Optional[float]]:
+    """The mean and the sample standard deviation (n - 1; None for one value)."""
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
+    return mean, std
 
 
 def _summarised(key: str, value: Any) -> bool:
@@ -222,9 +226,7 @@ def compare(summary: Dict[str, Any], baseline: Dict[str, Any]) -> Dict[str, Any]
             continue
         differences = [float(ours[key]) - float(theirs[key])
                        for ours, theirs in zip(summary["folds"], baseline["folds"])]
-        mean = sum(differences) / len(differences)
-        std = (math.sqrt(sum((d - mean) ** 2 for d in differences) / (len(differences) - 1))
-               if len(differences) > 1 else None)
+        mean, std = _mean_and_std(differences)
         compared[key] = {"differences": differences, "mean": mean, "std": std,
                          "higher": sum(d > 0 for d in differences), "lower": sum(d < 0 for d in differences)}
     return {"num_folds": summary["num_folds"], "metrics": compared}

@@ -23,12 +23,7 @@ from tqdm import tqdm
 
 from joint_ere.common import distributed
 from joint_ere.common.devices import resolve_device
-from joint_ere.common.errors import (
-    ConfigurationError,
-    DataError,
-    TrainingError,
-    first_line,
-)
+from joint_ere.common.errors import ConfigurationError, DataError, TrainingError, first_line
 from joint_ere.common.files import atomic_save, dump_json, read_json
 from joint_ere.data.data_loader import DataLoader
 from joint_ere.models.model import Model
@@ -217,14 +212,13 @@ class GradientDescentTrainer(Trainer):
         self.optimizer.zero_grad(set_to_none=True)
         for index, batch in enumerate(bar):
             stepping = (index + 1) % self.accumulation == 0 or index + 1 == len(self.data_loader)
-            # under DDP, gradients are averaged over the processes only in the backward pass before a step
-            no_sync = self._no_sync() if not stepping else contextlib.nullcontext()
+            # under DDP, gradients are averaged over the processes only in the last backward pass before a step
+            # (with adversarial training, the perturbed pass)
             capture = self.adversarial.capture() if self.adversarial else contextlib.nullcontext()
-            # with adversarial training, gradients are averaged after the second (perturbed) pass only
-            with (self._no_sync() if self.adversarial else no_sync), capture:
+            with self._synced(stepping and not self.adversarial), capture:
                 output = self._backward(batch, epoch, index)
             if self.adversarial:
-                with no_sync, self.adversarial.perturb():
+                with self._synced(stepping), self.adversarial.perturb():
                     perturbed = self._backward(batch, epoch, index, "the adversarial loss")
             batches += 1
             losses = {key: output[key].item() for key in ("loss", "ner_loss", "re_loss") if key in output}
@@ -245,9 +239,11 @@ class GradientDescentTrainer(Trainer):
             totals = dict(zip(names, sums))
         return {k: v / max(1, batches) for k, v in totals.items()}
 
-    def _no_sync(self) -> contextlib.AbstractContextManager:
-        """DDP's ``no_sync`` under torchrun (no averaging in this backward pass); nothing otherwise."""
-        return self.train_module.no_sync() if self.train_module is not self.model else contextlib.nullcontext()
+    def _synced(self, sync: bool) -> contextlib.AbstractContextManager:
+        """Under torchrun, DDP's ``no_sync`` (no averaging in this backward pass) unless ``sync``; else nothing."""
+        if sync or self.train_module is self.model:
+            return contextlib.nullcontext()
+        return self.train_module.no_sync()
 
     def _backward(self, batch: Dict[str, Any], epoch: int, index: int, name: str = "the loss") -> Dict[str, Any]:
         """One forward and backward pass of a training batch; gradients add up in the parameters' ``.grad``."""
