@@ -1,4 +1,4 @@
-"""The multi-task encoders: the SRN paper's gate algebra, masks, directions, hand-written gradients, config errors."""
+"""The multi-task encoders: the SRN paper's gate algebra, masks, directions, gradients of every path, config errors."""
 import itertools
 
 import pytest
@@ -130,7 +130,8 @@ def test_bidirectional_shapes_and_reversal():
 
 
 @pytest.mark.parametrize("name", ENCODERS)
-def test_hand_written_backward_matches_finite_differences(name):
+def test_backward_matches_finite_differences(name):
+    """In float64 the recurrence's backward is autograd over the cell's specification, one step at a time."""
     encoder = ENCODERS[name]().double()
     inputs, mask = masked_batch()
     inputs = inputs[:, :4].double().requires_grad_()
@@ -188,11 +189,21 @@ FAST_PATH_ENCODERS = {
 }
 
 
+def outputs_and_gradients(encoder, inputs, mask):
+    """Every output of a forward pass and the gradients of a random weighting of them (input and parameters)."""
+    encoder.zero_grad()
+    x = inputs.clone().requires_grad_()
+    outputs = encoder(x, mask)
+    sum((output * torch.randn_like(output, generator=torch.Generator().manual_seed(3))).sum()
+        for output in outputs.values()).backward()
+    return [*outputs.values(), x.grad, *(p.grad.clone() for p in encoder.parameters())]
+
+
 @pytest.mark.parametrize("name", FAST_PATH_ENCODERS)
 def test_fast_path_matches_torch_operators(name, monkeypatch):
     """In float32 on a CPU the products run through oneDNN and each step's element-wise algebra through the C
-    steps of _cells.c; outputs and every gradient equal those of the torch-operator path, whose hand-written
-    backward the finite-difference test above checks."""
+    steps of _cells.c; outputs and every gradient equal those of the torch-operator path, whose backward
+    (autograd over the cells' specification) the finite-difference test above checks."""
     from joint_ere.modules.encoders import recurrent
 
     if recurrent._cells is None or not recurrent._probe_onednn():
@@ -215,12 +226,7 @@ def test_fast_path_matches_torch_operators(name, monkeypatch):
         monkeypatch.setattr(recurrent, "use_onednn", fast)
         monkeypatch.setattr(recurrent, "use_fused", fast)
         calls["fused"] = 0
-        encoder.zero_grad()
-        x = inputs.clone().requires_grad_()
-        outputs = encoder(x, mask)
-        sum((output * torch.randn_like(output, generator=torch.Generator().manual_seed(3))).sum()
-            for output in outputs.values()).backward()
-        results.append([*outputs.values(), x.grad, *(p.grad.clone() for p in encoder.parameters())])
+        results.append(outputs_and_gradients(encoder, inputs, mask))
         # the C steps ran forward and backward for every direction on the fast path, never on the other
         assert calls["fused"] == (2 * len(encoder.cells) if fast else 0)
     for fast, plain in zip(*results):
@@ -263,7 +269,8 @@ def test_recurrence_runs_in_float32_under_autocast(name):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["srn3-bi", "pfn"])
 def test_cuda_matches_cpu(name):
-    """On a GPU the encoders run their torch-operator path (no oneDNN, no C steps); same numbers as on the CPU."""
+    """On a GPU the encoders run their torch-operator path (no oneDNN, no C steps), its stages compiled; same numbers
+    as on the CPU."""
     encoder = ENCODERS[name]()
     inputs, mask = masked_batch()
     results = []
@@ -285,3 +292,53 @@ def test_nan_propagates_through_the_fast_path(name):
     inputs[0, 2, 0] = float("nan")
     outputs = encoder(inputs, mask)
     assert torch.isnan(outputs["e"][0, 2:]).all() and not torch.isnan(outputs["e"][1]).any()
+
+
+def test_compiled_steps_match_the_eager_ones(monkeypatch):
+    """On CUDA each step's element-wise stages run under torch.compile (``compile_steps``); compiled on the CPU
+    here (Inductor's C++ backend), outputs and every gradient equal the eager specification's, for a new batch
+    size too (no recompiling: batch and hidden sizes are dynamic), and a compiler that fails hands over to the
+    eager stages."""
+    import shutil
+
+    from joint_ere.modules.encoders import recurrent
+
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        pytest.skip("torch.compile's CPU backend needs a C++ compiler")
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(recurrent, "use_fused", False)
+    torch._dynamo.reset()
+    recurrent._compiled_steps.cache_clear()
+    for name in ("srn3-bi", "pfn"):
+        encoder = ENCODERS[name]()
+        for rows in (3, 2):
+            inputs, mask = masked_batch()
+            inputs, mask = inputs[:rows] * 3, mask[:rows]
+            results = []
+            for compiled in (True, False):
+                monkeypatch.setattr(recurrent, "compile_steps", compiled)
+                results.append(outputs_and_gradients(encoder, inputs, mask))
+                if compiled:
+                    assert recurrent.compile_steps is True, "compiling failed: the eager stages ran"
+                    graphs = counters["stats"]["unique_graphs"]
+                    if rows == 3:
+                        first_graphs = graphs
+            for fast, plain in zip(*results):
+                assert torch.allclose(fast, plain, atol=2e-6, rtol=1e-4), name
+        assert graphs == first_graphs > 0  # four stages compiled once, for every batch size
+
+    def broken(*args):
+        raise RuntimeError("no working compiler\nmore detail")
+
+    monkeypatch.setattr(recurrent, "compile_steps", True)
+    monkeypatch.setattr(torch, "compile", lambda stage, dynamic: broken)
+    recurrent._compiled_steps.cache_clear()
+    encoder = ENCODERS["srn2"]()
+    inputs, mask = masked_batch()
+    with pytest.warns(UserWarning, match=r"torch.compile failed .* \(no working compiler\); they run eagerly"):
+        compiled = encoder(inputs, mask)
+    assert recurrent.compile_steps is False
+    for key, value in encoder(inputs, mask).items():
+        assert torch.equal(compiled[key], value)
+    recurrent._compiled_steps.cache_clear()

@@ -93,7 +93,7 @@ static inline void memory_gradient(const float *restrict grad_representation, co
 
 /* ---------------------------------------------------------------- pfn */
 
-/* The four partition gates before their 1 - x (pfn.py, _partition): for each logit row n of the activations
+/* The four partition gates before their 1 - x (pfn.py, partitions): for each logit row n of the activations
  * (entity and relation of c_{t-1}, entity and relation of c_hat), its softmax ``prob[n]`` and the running sum
  * ``cum[n]`` (ON-LSTM's cummax). The four running sums share one loop, so their additions overlap. */
 static inline void pfn_partitions(const float *restrict logits, Py_ssize_t H, float *restrict prob,

@@ -31,18 +31,13 @@ class PartitionFilterCell(RecurrentCell):
         # Adds the shared memory into the entity and relation memories.
         self.register_buffer("with_shared", torch.tensor([1.0, 1.0, 0.0]).view(1, 3, 1), persistent=False)
 
-    def partitions(self, logits: torch.Tensor) -> torch.Tensor:
-        """Logits ``(..., 2, hidden)`` (entity, relation) -> gates ``(..., 3, hidden)``: e-only, r-only, shared."""
-        return self._partition(logits)[-1]
-
     @staticmethod
-    def _partition(logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """softmax(logits), the entity gate, the relation gate and the three partitions (for the backward too)."""
-        probabilities = torch.softmax(logits, dim=-1)
-        gates = probabilities.cumsum(dim=-1)  # ON-LSTM's differentiable cummax: non-decreasing, in [0, 1]
+    def partitions(logits: torch.Tensor) -> torch.Tensor:
+        """Logits ``(..., 2, hidden)`` (entity, relation) -> gates ``(..., 3, hidden)``: e-only, r-only, shared."""
+        gates = torch.softmax(logits, dim=-1).cumsum(dim=-1)  # ON-LSTM's differentiable cummax: rising, in [0, 1]
         entity, relation = 1 - gates[..., 0, :], gates[..., 1, :]
         shared = entity * relation
-        return probabilities, entity, relation, torch.stack([entity - shared, relation - shared, shared], dim=-2)
+        return torch.stack([entity - shared, relation - shared, shared], dim=-2)
 
     def kernel(self) -> Optional[Tuple[int, int, bytes]]:
         return 0, 2, b""  # kind 0 of _cells.c
@@ -61,36 +56,6 @@ class PartitionFilterCell(RecurrentCell):
 
     def output(self, cell: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
         return torch.tanh(cell)  # PFN has no output gate
-
-    def activate_backward(self, grad: torch.Tensor, activations: torch.Tensor) -> None:
-        hidden = self.hidden_dim
-        grad[:, :hidden] = torch.ops.aten.tanh_backward(grad[:, :hidden], activations[:, :hidden])
-
-    def select_backward(self, grad_memories: torch.Tensor, activations: torch.Tensor, cell: torch.Tensor,
-                        grad_activations: torch.Tensor) -> torch.Tensor:
-        hidden = self.hidden_dim
-        candidate = activations[:, :hidden]
-        probabilities, entity, relation, partition = self._partition(activations[:, hidden:].view(-1, 2, 2, hidden))
-        # rho_s also flows into rho_e and rho_r.
-        grad_memories = torch.cat([grad_memories[:, :2], grad_memories.sum(1, keepdim=True)], dim=1).unsqueeze(1)
-        states = torch.stack([cell, candidate], dim=1).unsqueeze(2)  # (batch, [c_{t-1}, \hat c], 1, hidden)
-        grad_states = (grad_memories * partition).sum(2)
-        grad_partition = grad_memories * states  # d e-only, d r-only, d shared
-        coupled = grad_partition[..., 0, :] + grad_partition[..., 1, :] - grad_partition[..., 2, :]
-        grad_entity = grad_partition[..., 0, :] - relation * coupled
-        grad_relation = grad_partition[..., 1, :] - entity * coupled
-        grad_cumulative = torch.stack([-grad_entity, grad_relation], dim=-2)
-        # cumsum's backward is a reversed cumsum; then softmax's.
-        grad_probabilities = grad_cumulative.flip(-1).cumsum(-1).flip(-1)
-        grad_logits = torch.ops.aten._softmax_backward_data(grad_probabilities, probabilities, -1,
-                                                            probabilities.dtype)
-        grad_activations[:, :hidden] = grad_states[:, 1]
-        grad_activations[:, hidden:] = grad_logits.reshape(grad_logits.size(0), -1)
-        return grad_states[:, 0]
-
-    def output_backward(self, grad_hidden: torch.Tensor, cell: torch.Tensor, hidden: torch.Tensor,
-                        activations: torch.Tensor, grad_activations: torch.Tensor) -> torch.Tensor:
-        return torch.ops.aten.tanh_backward(grad_hidden, hidden)
 
 
 @MultiTaskEncoder.register("pfn")

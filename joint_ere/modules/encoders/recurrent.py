@@ -3,12 +3,15 @@ What the SRN and PFN encoders share: an LSTM-like cell run over time, with the i
 computed for all time steps in one matrix product so that the per-step work is one ``h @ W_h`` plus the
 cell's element-wise algebra; an optional second (reversed) direction; masks for padded batches.
 """
+import functools
 import math
-from typing import Any, Callable, Dict, List, Optional, Tuple
+import warnings
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 from torch.autograd.function import once_differentiable
 
+from joint_ere.common.errors import first_line
 from joint_ere.common.sequences import reversal_index, reverse_within_lengths
 from joint_ere.modules.encoders.multi_task_encoder import MultiTaskEncoder
 
@@ -18,6 +21,11 @@ except ImportError:  # pragma: no cover - an install without a compiler
     _cells = None
 
 use_fused = True  # tests switch it off to compare the C steps with the torch-operator ones
+# Where the C steps cannot run (CUDA, float64, an install without a C compiler) each step's element-wise algebra
+# runs as torch operators: eagerly, or compiled by ``torch.compile`` into one fused kernel per stage (forward:
+# select, output; backward: output, select). None: compiled on CUDA, where every small operator costs a kernel
+# launch, and eager elsewhere. A compiler that fails falls back to eager with a warning.
+compile_steps: Optional[bool] = None
 
 
 class RecurrentCell(torch.nn.Module):
@@ -29,8 +37,9 @@ class RecurrentCell(torch.nn.Module):
         c_t = cell_update(memories_t)                 a Linear over all memories
         h_t = output(c_t, a_t)                        element-wise
 
-    Subclasses write the element-wise parts in the paper's terms and their derivatives by hand (``*_backward``;
-    tests check them against autograd); ``_Recurrence`` runs them over time.
+    Subclasses write the element-wise parts in the paper's terms, once: they are the specification. Their
+    derivatives come from autograd over it (``_output_step`` and ``_select_step``, one step at a time), and the
+    fused C steps of ``_cells.c`` are tested against it. ``_Recurrence`` runs a cell over time.
     """
 
     num_memories: int
@@ -66,20 +75,103 @@ class RecurrentCell(torch.nn.Module):
     def output(self, cell: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def activate_backward(self, grad: torch.Tensor, activations: torch.Tensor) -> None:
-        """Turn ``grad`` (w.r.t. the activations) into the gradient w.r.t. the gates, in place."""
-        raise NotImplementedError
 
-    def select_backward(self, grad_memories: torch.Tensor, activations: torch.Tensor, cell: torch.Tensor,
-                        grad_activations: torch.Tensor) -> torch.Tensor:
-        """Write the activations' gradient through ``select`` into ``grad_activations`` (every column that
-        ``output`` does not use) and return the gradient w.r.t. ``cell`` (c_{t-1})."""
-        raise NotImplementedError
+def _select_step(cell: RecurrentCell, gates: torch.Tensor, state: torch.Tensor
+                 ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """One step's memories and representations from its gate pre-activations z_t and c_{t-1}:
+    ``select(activate(z_t), c_{t-1})`` and their tanh (eq. 10 of the SRN paper)."""
+    memories = cell.select(cell.activate(gates), state)
+    return memories, torch.tanh(memories)
 
-    def output_backward(self, grad_hidden: torch.Tensor, cell: torch.Tensor, hidden: torch.Tensor,
-                        activations: torch.Tensor, grad_activations: torch.Tensor) -> torch.Tensor:
-        """Write the gradient of the columns ``output`` uses into ``grad_activations``; return it w.r.t. c_t."""
-        raise NotImplementedError
+
+def _output_step(cell: RecurrentCell, new_state: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+    """One step's hidden state h_t from c_t and the gate pre-activations z_t: ``output(c_t, activate(z_t))``."""
+    return cell.output(new_state, cell.activate(gates))
+
+
+def _autograd_pullback(function: Callable[..., Any], primals: Tuple[torch.Tensor, ...], cotangents: Any
+                       ) -> Tuple[torch.Tensor, ...]:
+    """The gradient of ``function(*primals)``'s outputs, weighted by ``cotangents``, w.r.t. every primal (zeros
+    for one the function does not use): autograd over the specification, eagerly."""
+    with torch.enable_grad():
+        inputs = tuple(primal.detach().requires_grad_() for primal in primals)
+        grads = torch.autograd.grad(function(*inputs), inputs, cotangents, allow_unused=True)
+    return tuple(torch.zeros_like(primal) if grad is None else grad for primal, grad in zip(primals, grads))
+
+
+def _functional_pullback(function: Callable[..., Any], primals: Tuple[torch.Tensor, ...], cotangents: Any
+                         ) -> Tuple[torch.Tensor, ...]:
+    """The same through ``torch.func.vjp``, which ``torch.compile`` traces into one graph (eagerly it costs
+    about 3 ms a call against 0.1 ms for autograd's)."""
+    return torch.func.vjp(function, *primals)[1](cotangents)
+
+
+Pullback = Callable[[Callable[..., Any], Tuple[torch.Tensor, ...], Any], Tuple[torch.Tensor, ...]]
+
+
+def _forward_select(cell: RecurrentCell, projected: torch.Tensor, recurrent: torch.Tensor, state: torch.Tensor
+                    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """z_t = W_x x_t + b + W_h h_{t-1} (both products given), then ``_select_step``: z_t, memories, their tanh."""
+    gates = projected + recurrent
+    return (gates, *_select_step(cell, gates, state))
+
+
+def _backward_output(cell: RecurrentCell, new_state: torch.Tensor, gates: torch.Tensor, grad_hidden: torch.Tensor,
+                     grad_state_next: torch.Tensor, pullback: Pullback = _autograd_pullback
+                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """dL/dc_t (through h_t and through step t + 1) and the part of dL/dz_t that comes through h_t."""
+    grad_state, grad_gates = pullback(functools.partial(_output_step, cell), (new_state, gates), grad_hidden)
+    return grad_state_next + grad_state, grad_gates
+
+
+def _backward_select(cell: RecurrentCell, gates: torch.Tensor, state: torch.Tensor, grad_memories: torch.Tensor,
+                     grad_representations: torch.Tensor, grad_gates_output: torch.Tensor,
+                     pullback: Pullback = _autograd_pullback) -> Tuple[torch.Tensor, torch.Tensor]:
+    """dL/dz_t (all of it) and dL/dc_{t-1} through this step, from dL/dmemories_t (through c_t) and
+    dL/drepresentations_t."""
+    grad_gates, grad_state = pullback(functools.partial(_select_step, cell), (gates, state),
+                                      (grad_memories, grad_representations))
+    return grad_gates + grad_gates_output, grad_state
+
+
+class _Steps(NamedTuple):
+    """The four element-wise stages of a step, in the order the loops call them."""
+    forward_select: Callable[..., Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    forward_output: Callable[..., torch.Tensor]
+    backward_output: Callable[..., Tuple[torch.Tensor, torch.Tensor]]
+    backward_select: Callable[..., Tuple[torch.Tensor, torch.Tensor]]
+
+
+_EAGER_STEPS = _Steps(_forward_select, _output_step, _backward_output, _backward_select)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_steps() -> _Steps:
+    """The stages under ``torch.compile``, with dynamic shapes so that a new batch size does not recompile; all
+    of them run eagerly, for good, from the first time one fails."""
+    functional = (_forward_select, _output_step, functools.partial(_backward_output, pullback=_functional_pullback),
+                  functools.partial(_backward_select, pullback=_functional_pullback))
+    return _Steps(*(_falling_back(torch.compile(stage, dynamic=True), eager)
+                    for stage, eager in zip(functional, _EAGER_STEPS)))
+
+
+def _falling_back(compiled: Callable[..., Any], eager: Callable[..., Any]) -> Callable[..., Any]:
+    def run(*args: Any) -> Any:
+        global compile_steps
+        if compile_steps is not False:
+            try:
+                return compiled(*args)
+            except Exception as error:  # no Triton, no C++ compiler, an operator the compiler cannot take ...
+                compile_steps = False
+                warnings.warn(f"torch.compile failed on the recurrent encoders' steps ({first_line(error)}); "
+                              f"they run eagerly from now on")
+        return eager(*args)
+    return run
+
+
+def _steps(tensor: torch.Tensor) -> _Steps:
+    compiled = compile_steps if compile_steps is not None else tensor.is_cuda
+    return _compiled_steps() if compiled else _EAGER_STEPS
 
 
 def _cpu_float32(tensors: Tuple[torch.Tensor, ...]) -> bool:
@@ -162,7 +254,8 @@ class _Recurrence(torch.autograd.Function):
     """
     A ``RecurrentCell`` over time, returning the representations tanh(memories) of every step, shaped (length,
     batch, num_memories, hidden). Back-propagation through time is written out: each step's backward is two
-    small matrix products and the cell's hand-written element-wise derivatives, and the weight gradients of
+    small matrix products and the element-wise derivatives (the C steps, or autograd over the cell's
+    specification one step at a time), and the weight gradients of
     ``hidden_weight`` and ``cell_update`` are one large product each after the loop, not one per step.
     """
 
@@ -172,23 +265,28 @@ class _Recurrence(torch.autograd.Function):
         projected = projected.contiguous()  # the C steps read rows of it and of the buffers shaped like it
         length, batch, _ = projected.shape
         size = cell.hidden_dim
-        hiddens = projected.new_zeros(length + 1, batch, size)  # h_0 .. h_T
-        cells = projected.new_zeros(length + 1, batch, size)  # c_0 .. c_T
-        activations = torch.empty_like(projected)
-        memories = projected.new_empty(length, batch, cell.num_memories, size)
-        representations = torch.empty_like(memories)  # eq. 10 / 19 of the SRN paper: h_S = tanh(s_S)
         recurrent, update = _StepProduct(hidden_weight, batch), _StepProduct(update_weight, batch)
         kernel = cell.kernel() if _fused(projected, hidden_weight) else None
         if kernel is not None:
+            hiddens = projected.new_zeros(length + 1, batch, size)  # h_0 .. h_T
+            cells = projected.new_zeros(length + 1, batch, size)  # c_0 .. c_T
+            activations = torch.empty_like(projected)  # a_t
+            memories = projected.new_empty(length, batch, cell.num_memories, size)
+            representations = torch.empty_like(memories)  # eq. 10 / 19 of the SRN paper: h_S = tanh(s_S)
             _fused_forward(kernel, projected, recurrent, update, update_bias, hiddens, cells, activations, memories,
                            representations)
-        else:
-            for t in range(length):
-                activations[t] = cell.activate(projected[t] + recurrent(hiddens[t]))
-                memories[t] = cell.select(activations[t], cells[t])
-                cells[t + 1] = update(memories[t].view(batch, -1), update_bias)
-                hiddens[t + 1] = cell.output(cells[t + 1], activations[t])
-            torch.tanh(memories, out=representations)
+        else:  # lists stacked at the end: on CUDA a copy into a buffer per step would cost a kernel launch each
+            steps = _steps(projected)
+            hidden_list, cell_list = [projected.new_zeros(batch, size)], [projected.new_zeros(batch, size)]
+            gate_list, memory_list, representation_list = [], [], []  # the pre-activations z_t, not a_t: the
+            for t in range(length):  # backward recomputes a_t inside each stage
+                gates, memory, representation = steps.forward_select(cell, projected[t], recurrent(hidden_list[t]),
+                                                                     cell_list[t])
+                cell_list.append(update(memory.view(batch, -1), update_bias))
+                hidden_list.append(steps.forward_output(cell, cell_list[-1], gates))
+                gate_list.append(gates), memory_list.append(memory), representation_list.append(representation)
+            hiddens, cells, activations, memories, representations = (torch.stack(tensors) for tensors in (
+                hidden_list, cell_list, gate_list, memory_list, representation_list))
         ctx.kernel = kernel
         ctx.cell = cell
         ctx.save_for_backward(hidden_weight, update_weight, hiddens, cells, activations, memories, representations)
@@ -200,24 +298,26 @@ class _Recurrence(torch.autograd.Function):
         hidden_weight, update_weight, hiddens, cells, activations, memories, representations = ctx.saved_tensors
         cell: RecurrentCell = ctx.cell
         length, batch, _ = activations.shape
-        grad_gates = torch.empty_like(activations)
-        grad_cells = torch.empty_like(cells[1:])
         recurrent, update = _StepProduct(hidden_weight.t(), batch), _StepProduct(update_weight.t(), batch)
         if ctx.kernel is not None:
+            grad_gates = torch.empty_like(activations)
+            grad_cells = torch.empty_like(cells[1:])
             _fused_backward(ctx.kernel, grad_representations.contiguous(), representations, recurrent, update, hiddens,
                             cells, activations, grad_gates, grad_cells)
         else:
-            grad_memories = torch.ops.aten.tanh_backward(grad_representations, representations)
+            steps = _steps(activations)
             grad_hidden = hiddens.new_zeros(batch, cell.hidden_dim)  # dL/dh_t from step t + 1
-            grad_cell_next = hiddens.new_zeros(batch, cell.hidden_dim)  # dL/dc_t through c_t's use in step t + 1
+            grad_state_next = hiddens.new_zeros(batch, cell.hidden_dim)  # dL/dc_t through c_t's use in step t + 1
+            grad_gate_list, grad_cell_list = [], []  # steps T .. 1
             for t in reversed(range(length)):
-                grad_cells[t] = grad_cell_next + cell.output_backward(grad_hidden, cells[t + 1], hiddens[t + 1],
-                                                                      activations[t], grad_gates[t])
-                grad_memory = grad_memories[t].reshape(batch, -1) + update(grad_cells[t])
-                grad_cell_next = cell.select_backward(grad_memory.view_as(memories[t]), activations[t], cells[t],
-                                                      grad_gates[t])
-                cell.activate_backward(grad_gates[t], activations[t])
-                grad_hidden = recurrent(grad_gates[t])
+                grad_cell, grad_gates_output = steps.backward_output(cell, cells[t + 1], activations[t], grad_hidden,
+                                                                     grad_state_next)
+                grad_memories = update(grad_cell).view_as(memories[t])  # through c_t = Linear(memories_t)
+                grad_gates, grad_state_next = steps.backward_select(cell, activations[t], cells[t], grad_memories,
+                                                                    grad_representations[t], grad_gates_output)
+                grad_hidden = recurrent(grad_gates)
+                grad_gate_list.append(grad_gates), grad_cell_list.append(grad_cell)
+            grad_gates, grad_cells = torch.stack(grad_gate_list[::-1]), torch.stack(grad_cell_list[::-1])
         flat_gates = grad_gates.view(length * batch, -1)
         grad_hidden_weight = _weight_gradient(flat_gates, hiddens[:-1].reshape(length * batch, -1))
         flat_cells = grad_cells.view(length * batch, -1)
@@ -330,7 +430,7 @@ class RecurrentTaskEncoder(MultiTaskEncoder):
         hidden_weight = cell.hidden_weight
         if self.training and self.recurrent_dropout > 0:
             hidden_weight = torch.nn.functional.dropout(hidden_weight, self.recurrent_dropout)
-        # The recurrence runs in (at least) float32 whatever autocast says: its hand-written backward multiplies
+        # The recurrence runs in (at least) float32 whatever autocast says: its backward multiplies
         # saved states by the weights directly, and a half-precision cell state drifts over long sentences.
         dtype = torch.promote_types(projected.dtype, hidden_weight.dtype)
         with torch.autocast(inputs.device.type, enabled=False):

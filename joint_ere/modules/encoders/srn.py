@@ -43,15 +43,11 @@ class SelectionCell(RecurrentCell):
         self._kernel = (1, num_tasks, codes) if num_tasks <= 4 else None
         # cell_update is eq. 8: c_t = Linear([s_e; s_r; s_er]) (or the seven memories of three tasks).
 
-    def _factors(self, masters: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        """The bank rho, 1 - rho, 1 of master gates ``(..., k, hidden)`` and, for each task j, the factor every
-        memory's gate takes from it: gate = product of the k factors (eqs. 4-5)."""
-        bank = torch.cat([masters, 1 - masters, torch.ones_like(masters[..., :1, :])], dim=-2)
-        return bank, [bank.index_select(-2, index) for index in self.factor]
-
     def selection_gates(self, masters: torch.Tensor) -> torch.Tensor:
-        """Eqs. 4-5: master gates ``(..., k, hidden)`` -> gates of every memory ``(..., num_memories, hidden)``."""
-        return _product(self._factors(masters)[1])
+        """Eqs. 4-5: master gates ``(..., k, hidden)`` -> gates of every memory ``(..., num_memories, hidden)``:
+        the product over tasks j of the factor each memory takes from the bank rho, 1 - rho, 1."""
+        bank = torch.cat([masters, 1 - masters, torch.ones_like(masters[..., :1, :])], dim=-2)
+        return _product([bank.index_select(-2, index) for index in self.factor])
 
     def _parts(self, activations: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """forget gate f_t, output gate o_t, master gates (batch, [\\hat c, \\tilde c], k, hidden), \\hat c_t."""
@@ -75,38 +71,6 @@ class SelectionCell(RecurrentCell):
     def output(self, cell: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
         hidden = self.hidden_dim
         return activations[:, hidden:2 * hidden] * torch.tanh(cell)  # h_t = o_t * tanh(c_t), eq. 9
-
-    def activate_backward(self, grad: torch.Tensor, activations: torch.Tensor) -> None:
-        hidden = self.hidden_dim
-        grad[:, :-hidden] = torch.ops.aten.sigmoid_backward(grad[:, :-hidden], activations[:, :-hidden])
-        grad[:, -hidden:] = torch.ops.aten.tanh_backward(grad[:, -hidden:], activations[:, -hidden:])
-
-    def select_backward(self, grad_memories: torch.Tensor, activations: torch.Tensor, cell: torch.Tensor,
-                        grad_activations: torch.Tensor) -> torch.Tensor:
-        hidden = self.hidden_dim
-        forget, _, masters, candidate = self._parts(activations)
-        states = torch.stack([candidate, forget * cell], dim=1).unsqueeze(2)  # (batch, 2, 1, hidden)
-        bank, factors = self._factors(masters)
-        selection = _product(factors)
-        grad_memories = grad_memories.unsqueeze(1)
-        grad_states = (grad_memories * selection).sum(2)  # (batch, 2, hidden): d \hat c, d \tilde c
-        grad_selection = grad_memories * states
-        grad_bank = torch.zeros_like(bank)
-        for task in range(self.num_tasks):  # product rule over the k factors of every gate
-            others = [factor for other, factor in enumerate(factors) if other != task]
-            grad_bank.index_add_(2, self.factor[task], _product([grad_selection, *others]))
-        grad_masters = grad_bank[:, :, :self.num_tasks] - grad_bank[:, :, self.num_tasks:-1]
-        grad_activations[:, :hidden] = grad_states[:, 1] * cell  # d f_t
-        grad_activations[:, 2 * hidden:-hidden] = grad_masters.reshape(grad_masters.size(0), -1)
-        grad_activations[:, -hidden:] = grad_states[:, 0]
-        return grad_states[:, 1] * forget
-
-    def output_backward(self, grad_hidden: torch.Tensor, cell: torch.Tensor, hidden: torch.Tensor,
-                        activations: torch.Tensor, grad_activations: torch.Tensor) -> torch.Tensor:
-        size = self.hidden_dim
-        squashed = torch.tanh(cell)
-        grad_activations[:, size:2 * size] = grad_hidden * squashed  # d o_t
-        return torch.ops.aten.tanh_backward(grad_hidden * activations[:, size:2 * size], squashed)
 
 
 def _product(tensors: List[torch.Tensor]) -> torch.Tensor:
