@@ -4,6 +4,7 @@ computed for all time steps in one matrix product so that the per-step work is o
 cell's element-wise algebra; an optional second (reversed) direction; masks for padded batches.
 """
 import functools
+import logging
 import math
 import warnings
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
@@ -19,6 +20,8 @@ try:  # the C steps of the cells (setup.py builds them where a C compiler is fou
     from joint_ere.modules.encoders import _cells
 except ImportError:  # pragma: no cover - an install without a compiler
     _cells = None
+
+logger = logging.getLogger(__name__)
 
 use_fused = True  # tests switch it off to compare the C steps with the torch-operator ones
 # Where the C steps cannot run (CUDA, float64, an install without a C compiler) each step's element-wise algebra
@@ -149,6 +152,8 @@ _EAGER_STEPS = _Steps(_forward_select, _output_step, _backward_output, _backward
 def _compiled_steps() -> _Steps:
     """The stages under ``torch.compile``, with dynamic shapes so that a new batch size does not recompile; all
     of them run eagerly, for good, from the first time one fails."""
+    logger.info("the recurrent encoders' steps run under torch.compile: each of the four stages compiles on its "
+                "first use, once per process and cell type")
     functional = (_forward_select, _output_step, functools.partial(_backward_output, pullback=_functional_pullback),
                   functools.partial(_backward_select, pullback=_functional_pullback))
     return _Steps(*(_falling_back(torch.compile(stage, dynamic=True), eager)
