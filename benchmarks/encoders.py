@@ -103,7 +103,8 @@ def main() -> None:
 
     print(f"input {size}, hidden {hidden}, batch {args.batch}, length {args.length}, device {args.device}, "
           f"threads {torch.get_num_threads()}, {'torch operators' if args.torch_ops else 'C steps + oneDNN'}, "
-          f"steps {args.steps}; forward + backward, median of {args.repeats} rounds")
+          f"steps {args.steps} (compile_steps after the run: {recurrent.compile_steps}); forward + backward, "
+          f"median of {args.repeats} rounds")
     print(f"{'encoder':<15} {'ms':>8} {'time ratio':>11} {'arith ratio':>12} {'time/arith':>11} {'first pass s':>13}"
           f"  goal <= {GOAL}")
     for name, seconds, time_ratio, arithmetic in rows:

@@ -282,6 +282,9 @@ def test_cuda_matches_cpu(name):
         results.append([t.detach().cpu() for t in (*outputs.values(), x.grad, *(p.grad for p in encoder.parameters()))])
     for cpu, cuda in zip(*results):
         assert torch.allclose(cpu, cuda, atol=1e-4)
+    from joint_ere.modules.encoders import recurrent
+
+    assert recurrent.compile_steps is not False, "torch.compile failed on CUDA: the stages ran eagerly"
 
 
 @pytest.mark.parametrize("name", ["srn2", "pfn"])
@@ -296,49 +299,90 @@ def test_nan_propagates_through_the_fast_path(name):
 
 def test_compiled_steps_match_the_eager_ones(monkeypatch):
     """On CUDA each step's element-wise stages run under torch.compile (``compile_steps``); compiled on the CPU
-    here (Inductor's C++ backend), outputs and every gradient equal the eager specification's, for a new batch
-    size too (no recompiling: batch and hidden sizes are dynamic), and a compiler that fails hands over to the
-    eager stages."""
+    here (Inductor's C++ backend), outputs and every gradient equal the eager specification's. Each cell type
+    compiles its four stages (and a few variants) whole, on the first batch, and a new batch size or length
+    compiles nothing more."""
     import shutil
+
+    from torch._dynamo.utils import counters
 
     from joint_ere.modules.encoders import recurrent
 
     if shutil.which("c++") is None and shutil.which("g++") is None:
         pytest.skip("torch.compile's CPU backend needs a C++ compiler")
-    from torch._dynamo.utils import counters
-
     monkeypatch.setattr(recurrent, "use_fused", False)
     torch._dynamo.reset()
     recurrent._compiled_steps.cache_clear()
-    for name in ("srn3-bi", "pfn"):
-        encoder = ENCODERS[name]()
-        for rows in (3, 2):
-            inputs, mask = masked_batch()
-            inputs, mask = inputs[:rows] * 3, mask[:rows]
-            results = []
-            for compiled in (True, False):
-                monkeypatch.setattr(recurrent, "compile_steps", compiled)
-                results.append(outputs_and_gradients(encoder, inputs, mask))
-                if compiled:
-                    assert recurrent.compile_steps is True, "compiling failed: the eager stages ran"
-                    graphs = counters["stats"]["unique_graphs"]
-                    if rows == 3:
-                        first_graphs = graphs
-            for fast, plain in zip(*results):
-                assert torch.allclose(fast, plain, atol=2e-6, rtol=1e-4), name
-        assert graphs == first_graphs > 0  # four stages compiled once, for every batch size
+    try:
+        for name in ("srn3-bi", "pfn"):
+            encoder = ENCODERS[name]()
+            before = counters["stats"]["unique_graphs"]
+            for rows, length in ((3, 6), (2, 4)):
+                inputs, mask = masked_batch()
+                inputs, mask = inputs[:rows, :length] * 3, mask[:rows, :length]
+                results = []
+                for compiled in (True, False):
+                    monkeypatch.setattr(recurrent, "compile_steps", compiled)
+                    results.append(outputs_and_gradients(encoder, inputs, mask))
+                    if compiled:  # a failure (or a graph break: fullgraph) would have switched to eager
+                        assert recurrent.compile_steps is True, "compiling failed: the eager stages ran"
+                for fast, plain in zip(*results):
+                    assert torch.allclose(fast, plain, atol=2e-6, rtol=1e-4), name
+                if rows == 3:
+                    first_batch = counters["stats"]["unique_graphs"]
+                    assert first_batch >= before + 4, name  # every stage compiled for this cell type
+            assert counters["stats"]["unique_graphs"] == first_batch, name  # no recompiling for the new sizes
+    finally:
+        torch._dynamo.reset()
+        recurrent._compiled_steps.cache_clear()
+
+
+def test_a_failing_compiler_hands_over_to_the_eager_steps(monkeypatch):
+    """A compiler error switches every stage to eager for good, with a warning that names the compiler's own
+    error; an error of the computation itself is not the compiler's and goes through."""
+    from joint_ere.modules.encoders import recurrent
 
     def broken(*args):
-        raise RuntimeError("no working compiler\nmore detail")
+        raise torch._dynamo.exc.BackendCompilerFailed(broken, RuntimeError("no working compiler\ndetail"), None)
 
+    monkeypatch.setattr(recurrent, "use_fused", False)
     monkeypatch.setattr(recurrent, "compile_steps", True)
-    monkeypatch.setattr(torch, "compile", lambda stage, dynamic: broken)
+    monkeypatch.setattr(torch, "compile", lambda stage, **options: broken)
     recurrent._compiled_steps.cache_clear()
-    encoder = ENCODERS["srn2"]()
-    inputs, mask = masked_batch()
-    with pytest.warns(UserWarning, match=r"torch.compile failed .* \(no working compiler\); they run eagerly"):
-        compiled = encoder(inputs, mask)
-    assert recurrent.compile_steps is False
-    for key, value in encoder(inputs, mask).items():
-        assert torch.equal(compiled[key], value)
-    recurrent._compiled_steps.cache_clear()
+    try:
+        encoder = ENCODERS["srn2"]()
+        inputs, mask = masked_batch()
+        with pytest.warns(UserWarning, match=r"torch.compile failed .* \(RuntimeError: no working compiler\); "
+                                             r"they run eagerly"):
+            compiled = encoder(inputs, mask)
+        assert recurrent.compile_steps is False
+        for key, value in encoder(inputs, mask).items():
+            assert torch.equal(compiled[key], value)
+
+        def out_of_memory(*args):
+            raise torch.OutOfMemoryError("CUDA out of memory")
+
+        monkeypatch.setattr(recurrent, "compile_steps", True)
+        monkeypatch.setattr(torch, "compile", lambda stage, **options: out_of_memory)
+        recurrent._compiled_steps.cache_clear()
+        with pytest.raises(torch.OutOfMemoryError):
+            encoder(inputs, mask)
+        assert recurrent.compile_steps is True
+    finally:
+        recurrent._compiled_steps.cache_clear()
+
+
+@pytest.mark.parametrize("name", ["srn3-bi", "pfn"])
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_batch_of_empty_sentences(name, fast, monkeypatch):
+    """No time steps: empty outputs and gradients on every path (oneDNN refuses empty products; torch's take them)."""
+    from joint_ere.modules.encoders import recurrent
+
+    monkeypatch.setattr(recurrent, "use_fused", fast)
+    monkeypatch.setattr(recurrent, "use_onednn", fast)
+    encoder = ENCODERS[name]()
+    x = torch.randn(2, 0, 5, requires_grad=True)
+    outputs = encoder(x, torch.ones(2, 0, dtype=torch.bool))
+    sum(output.sum() for output in outputs.values()).backward()
+    assert all(output.shape == (2, 0, encoder.get_output_dim()) for output in outputs.values())
+    assert x.grad.shape == (2, 0, 5) and all(p.grad.abs().sum() == 0 for p in encoder.parameters())

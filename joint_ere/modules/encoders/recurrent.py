@@ -3,11 +3,12 @@ What the SRN and PFN encoders share: an LSTM-like cell run over time, with the i
 computed for all time steps in one matrix product so that the per-step work is one ``h @ W_h`` plus the
 cell's element-wise algebra; an optional second (reversed) direction; masks for padded batches.
 """
+import contextlib
 import functools
 import logging
 import math
 import warnings
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -24,10 +25,11 @@ except ImportError:  # pragma: no cover - an install without a compiler
 logger = logging.getLogger(__name__)
 
 use_fused = True  # tests switch it off to compare the C steps with the torch-operator ones
-# Where the C steps cannot run (CUDA, float64, an install without a C compiler) each step's element-wise algebra
-# runs as torch operators: eagerly, or compiled by ``torch.compile`` into one fused kernel per stage (forward:
-# select, output; backward: output, select). None: compiled on CUDA, where every small operator costs a kernel
-# launch, and eager elsewhere. A compiler that fails falls back to eager with a warning.
+# Where the C steps do not run (CUDA; dtypes other than float32; an SRN of more than 4 tasks; an install without
+# a C compiler; ``use_fused`` off) each step's element-wise algebra runs as torch operators: eagerly, or under
+# ``torch.compile``, which fuses each stage (forward: select, output; backward: output, select) into few kernels.
+# None: compiled on CUDA, where every small operator costs a kernel launch, and eager elsewhere. A compiler that
+# fails falls back to eager with a warning.
 compile_steps: Optional[bool] = None
 
 
@@ -148,15 +150,33 @@ class _Steps(NamedTuple):
 _EAGER_STEPS = _Steps(_forward_select, _output_step, _backward_output, _backward_select)
 
 
+def _functional_backward_output(cell: RecurrentCell, new_state: torch.Tensor, gates: torch.Tensor,
+                                grad_hidden: torch.Tensor, grad_state_next: torch.Tensor
+                                ) -> Tuple[torch.Tensor, torch.Tensor]:
+    return _backward_output(cell, new_state, gates, grad_hidden, grad_state_next, _functional_pullback)
+
+
+def _functional_backward_select(cell: RecurrentCell, gates: torch.Tensor, state: torch.Tensor,
+                                grad_memories: torch.Tensor, grad_representations: torch.Tensor,
+                                grad_gates_output: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    return _backward_select(cell, gates, state, grad_memories, grad_representations, grad_gates_output,
+                            _functional_pullback)
+
+
+# Compiled variants a stage may need: per cell type, the first step's slices (storage offset 0) and the others,
+# with and without inference mode (forward), in every process that mixes several cell types. Beyond this many,
+# compiling fails (fullgraph) and the stages run eagerly with a warning, rather than dozens of recompiles.
+COMPILED_VARIANTS = 64
+
+
 @functools.lru_cache(maxsize=None)
 def _compiled_steps() -> _Steps:
-    """The stages under ``torch.compile``, with dynamic shapes so that a new batch size does not recompile; all
-    of them run eagerly, for good, from the first time one fails."""
-    logger.info("the recurrent encoders' steps run under torch.compile: each of the four stages compiles on its "
-                "first use, once per process and cell type")
-    functional = (_forward_select, _output_step, functools.partial(_backward_output, pullback=_functional_pullback),
-                  functools.partial(_backward_select, pullback=_functional_pullback))
-    return _Steps(*(_falling_back(torch.compile(stage, dynamic=True), eager)
+    """The stages under ``torch.compile``: whole graphs (``fullgraph``), sizes dynamic so that a new batch size
+    or sentence length does not recompile. All of them run eagerly, for good, from the first time one fails."""
+    logger.info("the recurrent encoders' steps run under torch.compile: each stage compiles on its first use, a "
+                "few variants per cell type, once per process")
+    functional = (_forward_select, _output_step, _functional_backward_output, _functional_backward_select)
+    return _Steps(*(_falling_back(torch.compile(stage, dynamic=True, fullgraph=True), eager)
                     for stage, eager in zip(functional, _EAGER_STEPS)))
 
 
@@ -166,17 +186,23 @@ def _falling_back(compiled: Callable[..., Any], eager: Callable[..., Any]) -> Ca
         if compile_steps is not False:
             try:
                 return compiled(*args)
-            except Exception as error:  # no Triton, no C++ compiler, an operator the compiler cannot take ...
+            # compiling failed (no Triton, no C++ compiler, a graph break, too many variants); errors of the
+            # computation itself (out of memory, a device error) are not the compiler's and go through
+            except (torch._dynamo.exc.TorchDynamoException, torch._dynamo.exc.FailOnRecompileLimitHit) as error:
                 compile_steps = False
-                warnings.warn(f"torch.compile failed on the recurrent encoders' steps ({first_line(error)}); "
-                              f"they run eagerly from now on")
+                cause = getattr(error, "inner_exception", None) or error.__cause__ or error
+                warnings.warn(f"torch.compile failed on the recurrent encoders' steps ({type(cause).__name__}: "
+                              f"{first_line(cause)}); they run eagerly from now on")
         return eager(*args)
     return run
 
 
-def _steps(tensor: torch.Tensor) -> _Steps:
+def _steps(tensor: torch.Tensor) -> Tuple[_Steps, ContextManager]:
+    """The stages for a recurrence over ``tensor``'s device, and the context to run its loop in."""
     compiled = compile_steps if compile_steps is not None else tensor.is_cuda
-    return _compiled_steps() if compiled else _EAGER_STEPS
+    if not compiled:
+        return _EAGER_STEPS, contextlib.nullcontext()
+    return _compiled_steps(), torch._dynamo.config.patch(recompile_limit=COMPILED_VARIANTS)
 
 
 def _cpu_float32(tensors: Tuple[torch.Tensor, ...]) -> bool:
@@ -184,8 +210,10 @@ def _cpu_float32(tensors: Tuple[torch.Tensor, ...]) -> bool:
 
 
 def _onednn(*tensors: torch.Tensor) -> bool:
-    """Whether oneDNN should run a product of these tensors: CPU float32, outside autocast, in a torch with it."""
-    return use_onednn and not torch.is_autocast_enabled("cpu") and _cpu_float32(tensors)
+    """Whether oneDNN should run a product of these tensors: CPU float32, outside autocast, in a torch with it, and
+    not empty (oneDNN refuses a product over no rows, which torch's own takes)."""
+    return (use_onednn and not torch.is_autocast_enabled("cpu") and _cpu_float32(tensors)
+            and all(t.numel() > 0 for t in tensors))
 
 
 def _dense(inputs: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -280,18 +308,9 @@ class _Recurrence(torch.autograd.Function):
             representations = torch.empty_like(memories)  # eq. 10 / 19 of the SRN paper: h_S = tanh(s_S)
             _fused_forward(kernel, projected, recurrent, update, update_bias, hiddens, cells, activations, memories,
                            representations)
-        else:  # lists stacked at the end: on CUDA a copy into a buffer per step would cost a kernel launch each
-            steps = _steps(projected)
-            hidden_list, cell_list = [projected.new_zeros(batch, size)], [projected.new_zeros(batch, size)]
-            gate_list, memory_list, representation_list = [], [], []  # the pre-activations z_t, not a_t: the
-            for t in range(length):  # backward recomputes a_t inside each stage
-                gates, memory, representation = steps.forward_select(cell, projected[t], recurrent(hidden_list[t]),
-                                                                     cell_list[t])
-                cell_list.append(update(memory.view(batch, -1), update_bias))
-                hidden_list.append(steps.forward_output(cell, cell_list[-1], gates))
-                gate_list.append(gates), memory_list.append(memory), representation_list.append(representation)
-            hiddens, cells, activations, memories, representations = (torch.stack(tensors) for tensors in (
-                hidden_list, cell_list, gate_list, memory_list, representation_list))
+        else:
+            hiddens, cells, activations, memories, representations = _specified_forward(
+                cell, projected, recurrent, update, update_bias)
         ctx.kernel = kernel
         ctx.cell = cell
         ctx.save_for_backward(hidden_weight, update_weight, hiddens, cells, activations, memories, representations)
@@ -310,24 +329,63 @@ class _Recurrence(torch.autograd.Function):
             _fused_backward(ctx.kernel, grad_representations.contiguous(), representations, recurrent, update, hiddens,
                             cells, activations, grad_gates, grad_cells)
         else:
-            steps = _steps(activations)
-            grad_hidden = hiddens.new_zeros(batch, cell.hidden_dim)  # dL/dh_t from step t + 1
-            grad_state_next = hiddens.new_zeros(batch, cell.hidden_dim)  # dL/dc_t through c_t's use in step t + 1
-            grad_gate_list, grad_cell_list = [], []  # steps T .. 1
-            for t in reversed(range(length)):
-                grad_cell, grad_gates_output = steps.backward_output(cell, cells[t + 1], activations[t], grad_hidden,
-                                                                     grad_state_next)
-                grad_memories = update(grad_cell).view_as(memories[t])  # through c_t = Linear(memories_t)
-                grad_gates, grad_state_next = steps.backward_select(cell, activations[t], cells[t], grad_memories,
-                                                                    grad_representations[t], grad_gates_output)
-                grad_hidden = recurrent(grad_gates)
-                grad_gate_list.append(grad_gates), grad_cell_list.append(grad_cell)
-            grad_gates, grad_cells = torch.stack(grad_gate_list[::-1]), torch.stack(grad_cell_list[::-1])
-        flat_gates = grad_gates.view(length * batch, -1)
-        grad_hidden_weight = _weight_gradient(flat_gates, hiddens[:-1].reshape(length * batch, -1))
-        flat_cells = grad_cells.view(length * batch, -1)
-        grad_update_weight = _weight_gradient(flat_cells, memories.view(length * batch, -1))
+            grad_gates, grad_cells = _specified_backward(cell, grad_representations, recurrent, update, hiddens, cells,
+                                                         activations, memories)
+        steps = length * batch  # sizes spelt out: a batch of empty sentences has no elements to infer them from
+        flat_gates = grad_gates.view(steps, grad_gates.size(-1))
+        grad_hidden_weight = _weight_gradient(flat_gates, hiddens[:-1].reshape(steps, hiddens.size(-1)))
+        flat_cells = grad_cells.view(steps, grad_cells.size(-1))
+        grad_update_weight = _weight_gradient(flat_cells, memories.view(steps, update_weight.size(1)))
         return None, grad_gates, grad_hidden_weight, grad_update_weight, flat_cells.sum(0)
+
+
+def _specified_forward(cell: RecurrentCell, projected: torch.Tensor, recurrent: _StepProduct, update: _StepProduct,
+                       update_bias: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    """The forward loop of ``_Recurrence`` over the cell's specification (``_steps``): h_0..T, c_0..T, the
+    pre-activations z_t (not a_t: the backward stages recompute a_t), memories and representations. The steps'
+    outputs are stacked at the end: on CUDA a copy into a buffer at every step would cost a kernel launch each."""
+    length, batch, _ = projected.shape
+    size = cell.hidden_dim
+    steps, limits = _steps(projected)
+    hiddens, cells = [projected.new_zeros(batch, size)], [projected.new_zeros(batch, size)]
+    gates, memories, representations = [], [], []
+    with limits:
+        for t in range(length):
+            gate, memory, representation = steps.forward_select(cell, projected[t], recurrent(hiddens[t]), cells[t])
+            cells.append(update(memory.view(batch, -1), update_bias))
+            hiddens.append(steps.forward_output(cell, cells[-1], gate))
+            gates.append(gate), memories.append(memory), representations.append(representation)
+    no_memories = projected.new_empty(0, batch, cell.num_memories, size)
+    return (torch.stack(hiddens), torch.stack(cells), _stack(gates, torch.empty_like(projected)),
+            _stack(memories, no_memories), _stack(representations, no_memories))
+
+
+def _specified_backward(cell: RecurrentCell, grad_representations: torch.Tensor, recurrent: _StepProduct,
+                        update: _StepProduct, hiddens: torch.Tensor, cells: torch.Tensor, gates: torch.Tensor,
+                        memories: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The backward loop of ``_Recurrence`` over the specification: dL/dz_t and dL/dc_t of every step."""
+    length, batch, _ = gates.shape
+    steps, limits = _steps(gates)
+    grad_representations = grad_representations.contiguous()  # one layout, one compiled variant
+    grad_hidden = hiddens.new_zeros(batch, cell.hidden_dim)  # dL/dh_t from step t + 1
+    grad_state_next = hiddens.new_zeros(batch, cell.hidden_dim)  # dL/dc_t through c_t's use in step t + 1
+    grad_gates, grad_cells = [], []  # steps T .. 1
+    with limits:
+        for t in reversed(range(length)):
+            grad_cell, grad_gates_output = steps.backward_output(cell, cells[t + 1], gates[t], grad_hidden,
+                                                                 grad_state_next)
+            grad_memories = update(grad_cell).view_as(memories[t])  # through c_t = Linear(memories_t)
+            grad_gate, grad_state_next = steps.backward_select(cell, gates[t], cells[t], grad_memories,
+                                                               grad_representations[t], grad_gates_output)
+            grad_hidden = recurrent(grad_gate)
+            grad_gates.append(grad_gate), grad_cells.append(grad_cell)
+    return (_stack(grad_gates[::-1], torch.empty_like(gates)),
+            _stack(grad_cells[::-1], hiddens.new_empty(0, batch, cell.hidden_dim)))
+
+
+def _stack(tensors: List[torch.Tensor], empty: torch.Tensor) -> torch.Tensor:
+    """``torch.stack``, or ``empty`` for a sequence of no steps."""
+    return torch.stack(tensors) if tensors else empty
 
 
 def _fused(*tensors: torch.Tensor) -> bool:
@@ -449,4 +507,4 @@ def _project(inputs: torch.Tensor, linear: torch.nn.Linear) -> torch.Tensor:
     if not _onednn(inputs, linear.weight):
         return linear(inputs)
     flat = inputs.reshape(-1, inputs.size(-1))
-    return _Linear.apply(flat, linear.weight, linear.bias).view(*inputs.shape[:-1], -1)
+    return _Linear.apply(flat, linear.weight, linear.bias).view(*inputs.shape[:-1], linear.out_features)
