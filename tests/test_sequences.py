@@ -37,3 +37,12 @@ def test_an_empty_batch():
     assert reversed_.shape == (0, 5, 4)
     reversed_.sum().backward()
     assert tensor.grad.shape == (0, 5, 4)
+
+
+def test_the_time_major_index_reverses_the_same_positions():
+    lengths = torch.tensor([3, 1, 0, 4])
+    tensor = torch.randn(4, 5, 2)
+    batch_first = reverse_within_lengths(tensor, reversal_index(lengths, 5))
+    index = reversal_index(lengths, 5, time_major=True)
+    time_major = reverse_within_lengths(tensor.transpose(0, 1).contiguous(), index)
+    assert torch.equal(time_major.transpose(0, 1), batch_first)

@@ -2,17 +2,22 @@
 import torch
 
 
-def reversal_index(lengths: torch.Tensor, length: int) -> torch.Tensor:
-    """A (batch × length,) index into a (batch, length, ...) tensor's flattened rows that reverses positions
-    [0, n) of each sequence and keeps its padding in place, so padding stays at the end."""
+def reversal_index(lengths: torch.Tensor, length: int, time_major: bool = False) -> torch.Tensor:
+    """A (batch × length,) index into a (batch, length, ...) tensor's flattened rows (a (length, batch, ...)
+    tensor's with ``time_major``) that reverses positions [0, n) of each sequence and keeps its padding in place,
+    so padding stays at the end."""
     positions = torch.arange(length, device=lengths.device).unsqueeze(0)
     lengths = lengths.unsqueeze(1)
-    within = torch.where(positions < lengths, lengths - 1 - positions, positions)
-    return (within + torch.arange(lengths.size(0), device=lengths.device).unsqueeze(1) * length).reshape(-1)
+    within = torch.where(positions < lengths, lengths - 1 - positions, positions)  # (batch, length)
+    rows = torch.arange(lengths.size(0), device=lengths.device).unsqueeze(1)
+    if time_major:
+        return (within * lengths.size(0) + rows).t().reshape(-1)
+    return (within + rows * length).reshape(-1)
 
 
 def reverse_within_lengths(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """(batch, length, ...) ``tensor`` with each sequence reversed by ``reversal_index``.
+    """(batch, length, ...) ``tensor`` (or (length, batch, ...) with a time-major index) with each sequence
+    reversed by ``reversal_index``.
 
     Whole rows of features are copied (``index_select``), not gathered value by value, and the gradient is the
     same reversal: a reversal is its own inverse, so it needs no scatter. Five times faster than ``gather``

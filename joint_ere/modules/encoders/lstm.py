@@ -93,8 +93,10 @@ class _Lstm(torch.nn.Module):
     def _padded_group(self, inputs: torch.Tensor, lengths: torch.Tensor, dtype: Optional[torch.dtype]
                       ) -> torch.Tensor:
         module = self._module
-        reverse = reversal_index(lengths, inputs.size(1)) if module.bidirectional else None
-        layer_input = inputs.to(dtype) if dtype is not None else inputs
+        # Time-major throughout: oneDNN's LSTM runs on (length, batch, features), so a batch-first layer would be
+        # transposed into a copy and back at every layer and direction; here once in, once out.
+        reverse = reversal_index(lengths, inputs.size(1), time_major=True) if module.bidirectional else None
+        layer_input = (inputs.to(dtype) if dtype is not None else inputs).transpose(0, 1).contiguous()
         for layer in range(module.num_layers):
             outputs = [self._direction(layer_input, layer, "")]
             if reverse is not None:
@@ -104,15 +106,16 @@ class _Lstm(torch.nn.Module):
             if layer + 1 < module.num_layers and module.dropout > 0:  # between layers, as torch.nn.LSTM
                 layer_input = torch.nn.functional.dropout(layer_input, module.dropout, self.training)
         positions = torch.arange(inputs.size(1), device=inputs.device)
-        return layer_input * (positions < lengths.unsqueeze(1)).unsqueeze(-1).to(layer_input.dtype)
+        valid = (positions.unsqueeze(1) < lengths).unsqueeze(-1).to(layer_input.dtype)  # (length, batch, 1)
+        return (layer_input * valid).transpose(0, 1).contiguous()
 
     def _direction(self, inputs: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
         """One layer, one direction, left to right over the padded batch (oneDNN's fused LSTM on the CPU)."""
         module = self._module
         names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if module.bias else [])
         weights: List[torch.Tensor] = [getattr(module, f"{name}_l{layer}{suffix}").to(inputs.dtype) for name in names]
-        zeros = inputs.new_zeros(1, inputs.size(0), module.hidden_size)
-        return torch.lstm(inputs, (zeros, zeros), weights, module.bias, 1, 0.0, self.training, False, True)[0]
+        zeros = inputs.new_zeros(1, inputs.size(1), module.hidden_size)  # time-major: (length, batch, ...)
+        return torch.lstm(inputs, (zeros, zeros), weights, module.bias, 1, 0.0, self.training, False, False)[0]
 
 
 # The padded LSTM arithmetic (FLOPs over all layers and directions) that one more group must save: a group adds
