@@ -288,8 +288,8 @@ class _Recurrence(torch.autograd.Function):
     A ``RecurrentCell`` over time, returning the representations tanh(memories) of every step, shaped (length,
     batch, num_memories, hidden). Back-propagation through time is written out: each step's backward is two
     small matrix products and the element-wise derivatives (the C steps, or autograd over the cell's
-    specification one step at a time), and the weight gradients of
-    ``hidden_weight`` and ``cell_update`` are one large product each after the loop, not one per step.
+    specification one step at a time), and the weight gradients of ``hidden_weight`` and ``cell_update`` are
+    one large product each after the loop, not one per step.
     """
 
     @staticmethod
