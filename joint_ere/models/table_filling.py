@@ -17,6 +17,7 @@ import torch
 from allennlp_light.nn import util
 
 from joint_ere.common.errors import check_dimensions
+from joint_ere.common.targets import mark_cells
 from joint_ere.data.document import Document, Entity, Relation
 from joint_ere.data.instance import ENTITY_LABELS, RELATION_LABELS
 from joint_ere.data.vocabulary import Vocabulary
@@ -90,18 +91,11 @@ class TableFilling(Model):
         entity_target = torch.zeros(batch, length, length, max(1, self.num_entity_types), device=device)
         relation_target = torch.zeros(batch, length, length, max(1, self.num_relations), device=device)
         rows = torch.arange(batch, device=device).unsqueeze(1)
-        known = entities[..., 2] >= 0
-        if known.any():
-            starts, ends = entities[..., 0], entities[..., 1] - 1
-            row_index = rows.expand_as(starts)
-            entity_target[row_index[known], starts[known], ends[known], entities[..., 2][known]] = 1.0
-        known = relations[..., 2] >= 0
-        if known.any():
-            starts = entities[..., 0]
-            head = starts.gather(1, relations[..., 0].clamp(min=0))
-            tail = starts.gather(1, relations[..., 1].clamp(min=0))
-            row_index = rows.expand_as(head)
-            relation_target[row_index[known], head[known], tail[known], relations[..., 2][known]] = 1.0
+        starts, ends = entities[..., 0], entities[..., 1] - 1
+        mark_cells(entity_target, (rows.expand_as(starts), starts, ends, entities[..., 2]), entities[..., 2] >= 0)
+        head = starts.gather(1, relations[..., 0].clamp(min=0))
+        tail = starts.gather(1, relations[..., 1].clamp(min=0))
+        mark_cells(relation_target, (rows.expand_as(head), head, tail, relations[..., 2]), relations[..., 2] >= 0)
         return entity_target, relation_target
 
     def make_output_human_readable(self, output_dict: Dict[str, Any]) -> List[Document]:

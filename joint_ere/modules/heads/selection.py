@@ -15,6 +15,7 @@ import torch
 
 from joint_ere.common.blocks import row_blocks
 from joint_ere.common.errors import ConfigurationError
+from joint_ere.common.targets import mark_cells
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
 
@@ -59,25 +60,27 @@ class SelectionHead(torch.nn.Module):
 
     @staticmethod
     def gold_cells(entities: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
-        """The gold cells (sentence, last token of head, last token of tail, relation): (N, 4)."""
-        valid = relations[..., 2] >= 0
+        """The gold cells (sentence, last token of head, last token of tail, relation) of every relation slot of
+        the batch: (B x R, 4). A padding slot (or a relation type the vocabulary lacks) has relation -1; ``loss``
+        skips it, so no host round trip is needed to drop it here."""
         last_token = entities[..., 1] - 1  # (B, E)
         head = last_token.gather(1, relations[..., 0].clamp(min=0))
         tail = last_token.gather(1, relations[..., 1].clamp(min=0))
         rows = torch.arange(entities.size(0), device=entities.device).unsqueeze(1).expand_as(head)
-        return torch.stack([rows[valid], head[valid], tail[valid], relations[..., 2][valid]], dim=1)
+        return torch.stack([rows, head, tail, relations[..., 2]], dim=-1).reshape(-1, 4)
 
     def loss(self, head: torch.Tensor, tail: torch.Tensor, gold: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Binary cross-entropy summed over the (B, T, T, R) table (row i the head token, column j the tail,
-        targets 1 at the ``gold`` cells); at inference a block of rows at a time, so memory stays bounded."""
+        targets 1 at the ``gold`` cells whose relation is not -1); at inference a block of rows at a time, so
+        memory stays bounded."""
         batch, length, hidden = head.shape
         total = head.new_zeros((), dtype=torch.float32)
         for rows in row_blocks(batch, length, length, hidden, self.training):
             logits = self.score(head[:, rows], tail).float()  # fp32 under AMP
-            target = torch.zeros_like(logits)
             first, last = rows.start, rows.start + logits.size(1)
-            inside = gold[(gold[:, 1] >= first) & (gold[:, 1] < last)]
-            target[inside[:, 0], inside[:, 1] - first, inside[:, 2], inside[:, 3]] = 1.0
+            inside = (gold[:, 3] >= 0) & (gold[:, 1] >= first) & (gold[:, 1] < last)
+            target = mark_cells(torch.zeros_like(logits), (gold[:, 0], gold[:, 1] - first, gold[:, 2], gold[:, 3]),
+                                inside)
             pairs = (mask[:, rows].unsqueeze(2) & mask.unsqueeze(1)).unsqueeze(-1).float()
             total = total + torch.nn.functional.binary_cross_entropy_with_logits(logits, target, weight=pairs,
                                                                                  reduction="sum")

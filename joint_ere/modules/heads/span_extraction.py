@@ -16,6 +16,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from tango.common import FromParams
 
+from joint_ere.common.targets import mark_cells
+
 Span = Tuple[int, int, int, float]  # start, end (exclusive), label, score
 
 
@@ -67,11 +69,11 @@ class SpanExtractionHead(torch.nn.Module, FromParams):
         start = torch.zeros(batch, length, self.num_labels, device=gold.device)
         end, match = torch.zeros_like(start), torch.zeros(batch, length, length, self.num_labels, device=gold.device)
         valid = gold[..., 2] >= 0
-        rows = torch.arange(batch, device=gold.device).unsqueeze(1).expand_as(gold[..., 0])[valid]
-        first, last, label = gold[..., 0][valid], gold[..., 1][valid] - 1, gold[..., 2][valid]
-        start[rows, first, label] = 1.0
-        end[rows, last, label] = 1.0
-        match[rows, first, last, label] = 1.0
+        rows = torch.arange(batch, device=gold.device).unsqueeze(1).expand_as(gold[..., 0])
+        first, last, label = gold[..., 0], gold[..., 1] - 1, gold[..., 2]
+        mark_cells(start, (rows, first, label), valid)
+        mark_cells(end, (rows, last, label), valid)
+        mark_cells(match, (rows, first, last, label), valid)
         return start, end, match
 
     def loss(self, output: Dict[str, torch.Tensor], mask: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
