@@ -386,3 +386,14 @@ def test_a_batch_of_empty_sentences(name, fast, monkeypatch):
     sum(output.sum() for output in outputs.values()).backward()
     assert all(output.shape == (2, 0, encoder.get_output_dim()) for output in outputs.values())
     assert x.grad.shape == (2, 0, 5) and all(p.grad.abs().sum() == 0 for p in encoder.parameters())
+
+
+def test_the_environment_sets_whether_the_steps_compile(monkeypatch):
+    from joint_ere.modules.encoders import recurrent
+
+    for value, expected in (("", None), ("0", False), ("1", True)):
+        monkeypatch.setenv("JOINT_ERE_COMPILE_STEPS", value)
+        assert recurrent._compile_steps_from_environment() is expected
+    monkeypatch.setenv("JOINT_ERE_COMPILE_STEPS", "yes")
+    with pytest.raises(ConfigurationError, match="JOINT_ERE_COMPILE_STEPS must be 0 or 1"):
+        recurrent._compile_steps_from_environment()

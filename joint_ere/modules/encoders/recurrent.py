@@ -7,13 +7,14 @@ import contextlib
 import functools
 import logging
 import math
+import os
 import warnings
 from typing import Any, Callable, ContextManager, Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 from torch.autograd.function import once_differentiable
 
-from joint_ere.common.errors import first_line
+from joint_ere.common.errors import ConfigurationError, first_line
 from joint_ere.common.sequences import reversal_index, reverse_within_lengths
 from joint_ere.modules.encoders.multi_task_encoder import MultiTaskEncoder
 
@@ -29,7 +30,8 @@ use_fused = True  # tests switch it off to compare the C steps with the torch-op
 # a C compiler; ``use_fused`` off) each step's element-wise algebra runs as torch operators: eagerly, or under
 # ``torch.compile``, which fuses each stage (forward: select, output; backward: output, select) into few kernels.
 # None: compiled on CUDA, where every small operator costs a kernel launch, and eager elsewhere. A compiler that
-# fails falls back to eager with a warning.
+# fails falls back to eager with a warning. While it is None, the environment variable JOINT_ERE_COMPILE_STEPS=0
+# or 1 decides, for command-line users (``allennlp train``).
 compile_steps: Optional[bool] = None
 
 
@@ -197,9 +199,18 @@ def _falling_back(compiled: Callable[..., Any], eager: Callable[..., Any]) -> Ca
     return run
 
 
+def _compile_steps_from_environment() -> Optional[bool]:
+    value = os.environ.get("JOINT_ERE_COMPILE_STEPS", "").strip()
+    if value not in ("", "0", "1"):
+        raise ConfigurationError(f"JOINT_ERE_COMPILE_STEPS must be 0 or 1 (or unset), not {value!r}")
+    return None if value == "" else value == "1"
+
+
 def _steps(tensor: torch.Tensor) -> Tuple[_Steps, ContextManager]:
     """The stages for a recurrence over ``tensor``'s device, and the context to run its loop in."""
-    compiled = compile_steps if compile_steps is not None else tensor.is_cuda
+    compiled = compile_steps if compile_steps is not None else _compile_steps_from_environment()
+    if compiled is None:
+        compiled = tensor.is_cuda
     if not compiled:
         return _EAGER_STEPS, contextlib.nullcontext()
     return _compiled_steps(), torch._dynamo.config.patch(recompile_limit=COMPILED_VARIANTS)
