@@ -28,6 +28,14 @@ def test_it_matches_boolean_selection_on_random_tables():
         assert torch.equal(mark_cells(torch.zeros(5, 7, 3), (rows, index[1], index[2]), valid), expected)
 
 
+def test_indices_outside_the_table_and_empty_tables_change_nothing():
+    target = torch.zeros(2, 3)
+    mark_cells(target, (torch.tensor([0, 1, 1]), torch.tensor([-1, 3, 2])), torch.tensor([True, True, True]))
+    assert target.tolist() == [[0, 0, 0], [0, 0, 1]]  # only (1, 2) is inside
+    empty = torch.zeros(2, 0)
+    assert mark_cells(empty, (torch.tensor([0]), torch.tensor([0])), torch.tensor([True])).shape == (2, 0)
+
+
 def test_a_view_is_refused():
     with pytest.raises(ValueError, match="contiguous"):
         mark_cells(torch.zeros(3, 4).t(), (torch.tensor([0]), torch.tensor([0])), torch.tensor([True]))

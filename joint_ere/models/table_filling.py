@@ -90,6 +90,8 @@ class TableFilling(Model):
         device = entities.device
         entity_target = torch.zeros(batch, length, length, max(1, self.num_entity_types), device=device)
         relation_target = torch.zeros(batch, length, length, max(1, self.num_relations), device=device)
+        if entities.size(1) == 0:  # no entity slots: nothing to mark, nothing to gather relations from
+            return entity_target, relation_target
         rows = torch.arange(batch, device=device).unsqueeze(1)
         starts, ends = entities[..., 0], entities[..., 1] - 1
         mark_cells(entity_target, (rows.expand_as(starts), starts, ends, entities[..., 2]), entities[..., 2] >= 0)

@@ -466,6 +466,7 @@ class RecurrentTaskEncoder(MultiTaskEncoder):
     def __init__(self, num_tasks: int, task_names: Optional[List[str]], input_dim: int, hidden_dim: int,
                  bidirectional: bool, recurrent_dropout: float) -> None:
         super().__init__(num_tasks, task_names)
+        _compile_steps_from_environment()  # a bad JOINT_ERE_COMPILE_STEPS fails when the config is read
         self.input_dim = input_dim
         self.hidden_dim = hidden_dim
         self.bidirectional = bidirectional
