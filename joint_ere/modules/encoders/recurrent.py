@@ -117,10 +117,17 @@ Pullback = Callable[[Callable[..., Any], Tuple[torch.Tensor, ...], Any], Tuple[t
 
 
 def _forward_select(cell: RecurrentCell, projected: torch.Tensor, recurrent: torch.Tensor, state: torch.Tensor
-                    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """z_t = W_x x_t + b + W_h h_{t-1} (both products given), then ``_select_step``: z_t, memories, their tanh."""
+                    ) -> Tuple[torch.Tensor, ...]:
+    """z_t = W_x x_t + b + W_h h_{t-1} (both products given), a_t = activate(z_t), then ``select``: z_t, a_t
+    (for ``_forward_output``, so the forward activates once), the memories and their tanh."""
     gates = projected + recurrent
-    return (gates, *_select_step(cell, gates, state))
+    activations = cell.activate(gates)
+    memories = cell.select(activations, state)
+    return gates, activations, memories, torch.tanh(memories)
+
+
+def _forward_output(cell: RecurrentCell, new_state: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
+    return cell.output(new_state, activations)
 
 
 def _backward_output(cell: RecurrentCell, new_state: torch.Tensor, gates: torch.Tensor, grad_hidden: torch.Tensor,
@@ -143,13 +150,13 @@ def _backward_select(cell: RecurrentCell, gates: torch.Tensor, state: torch.Tens
 
 class _Steps(NamedTuple):
     """The four element-wise stages of a step, in the order the loops call them."""
-    forward_select: Callable[..., Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    forward_select: Callable[..., Tuple[torch.Tensor, ...]]
     forward_output: Callable[..., torch.Tensor]
     backward_output: Callable[..., Tuple[torch.Tensor, torch.Tensor]]
     backward_select: Callable[..., Tuple[torch.Tensor, torch.Tensor]]
 
 
-_EAGER_STEPS = _Steps(_forward_select, _output_step, _backward_output, _backward_select)
+_EAGER_STEPS = _Steps(_forward_select, _forward_output, _backward_output, _backward_select)
 
 
 def _functional_backward_output(cell: RecurrentCell, new_state: torch.Tensor, gates: torch.Tensor,
@@ -177,7 +184,7 @@ def _compiled_steps() -> _Steps:
     or sentence length does not recompile. All of them run eagerly, for good, from the first time one fails."""
     logger.info("the recurrent encoders' steps run under torch.compile: each stage compiles on its first use, a "
                 "few variants per cell type, once per process")
-    functional = (_forward_select, _output_step, _functional_backward_output, _functional_backward_select)
+    functional = (_forward_select, _forward_output, _functional_backward_output, _functional_backward_select)
     return _Steps(*(_falling_back(torch.compile(stage, dynamic=True, fullgraph=True), eager)
                     for stage, eager in zip(functional, _EAGER_STEPS)))
 
@@ -362,9 +369,10 @@ def _specified_forward(cell: RecurrentCell, projected: torch.Tensor, recurrent: 
     gates, memories, representations = [], [], []
     with limits:
         for t in range(length):
-            gate, memory, representation = steps.forward_select(cell, projected[t], recurrent(hiddens[t]), cells[t])
+            gate, active, memory, representation = steps.forward_select(cell, projected[t], recurrent(hiddens[t]),
+                                                                        cells[t])
             cells.append(update(memory.view(batch, -1), update_bias))
-            hiddens.append(steps.forward_output(cell, cells[-1], gate))
+            hiddens.append(steps.forward_output(cell, cells[-1], active))
             gates.append(gate), memories.append(memory), representations.append(representation)
     no_memories = projected.new_empty(0, batch, cell.num_memories, size)
     return (torch.stack(hiddens), torch.stack(cells), _stack(gates, torch.empty_like(projected)),
