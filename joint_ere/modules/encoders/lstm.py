@@ -59,7 +59,14 @@ class _Lstm(torch.nn.Module):
         if inputs.is_cuda or self.packed_reference:
             return self._packed(inputs, lengths)
         reduced = self.inference_dtype is not None and not torch.is_grad_enabled()
-        return self._padded(inputs, lengths, self.inference_dtype if reduced else None).to(inputs.dtype)
+        dtype = self.inference_dtype if reduced else None
+        half = inputs.dtype == torch.float16 or (torch.is_autocast_enabled("cpu")
+                                                 and torch.get_autocast_dtype("cpu") == torch.float16)
+        if dtype is None and half:
+            # oneDNN has a float16 LSTM only on CPUs with AVX512-FP16 or AMX-FP16: float32, outside autocast
+            with torch.autocast("cpu", enabled=False):
+                return self._padded(inputs.float(), lengths, torch.float32).to(inputs.dtype)
+        return self._padded(inputs, lengths, dtype).to(inputs.dtype)
 
     def _packed(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         valid = lengths > 0  # PackedSequence refuses empty rows; they stay zero
