@@ -94,6 +94,21 @@ def test_use_amp_runs_the_cpu_lstms_in_bfloat16_at_inference_only():
     torch.testing.assert_close(reduced, exact.detach(), atol=0.02, rtol=0)
 
 
+def test_float16_on_a_cpu_runs_the_lstm_in_float32():
+    """oneDNN has no float16 LSTM on most CPUs: under float16 autocast, or for float16 inputs, the encoder runs in
+    float32 and gives the float32 result (before, the RIN autocast test failed on a CPU without AMX-FP16)."""
+    encoder = LstmSeq2SeqEncoder(input_size=6, hidden_size=4, bidirectional=True)
+    inputs, mask = batch()
+    exact = encoder(inputs, mask)
+    with torch.autocast("cpu", dtype=torch.float16):
+        under_autocast = encoder(inputs, mask)
+    assert under_autocast.dtype == torch.float32
+    torch.testing.assert_close(under_autocast, exact)
+    halved = encoder(inputs.half(), mask)
+    assert halved.dtype == torch.float16
+    torch.testing.assert_close(halved.float(), encoder(inputs.half().float(), mask), atol=1e-3, rtol=0)
+
+
 def test_length_groups_split_off_long_tails_only():
     # equal lengths, or savings below the threshold: one group, as wide as the longest row
     assert length_groups([5, 5, 5], min_saving=1) == [([0, 1, 2], 5)]

@@ -59,14 +59,14 @@ class _Lstm(torch.nn.Module):
         if inputs.is_cuda or self.packed_reference:
             return self._packed(inputs, lengths)
         reduced = self.inference_dtype is not None and not torch.is_grad_enabled()
-        dtype = self.inference_dtype if reduced else None
-        half = inputs.dtype == torch.float16 or (torch.is_autocast_enabled("cpu")
-                                                 and torch.get_autocast_dtype("cpu") == torch.float16)
-        if dtype is None and half:
+        if reduced:
+            return self._padded(inputs, lengths, self.inference_dtype).to(inputs.dtype)
+        if inputs.dtype == torch.float16 or (torch.is_autocast_enabled("cpu")
+                                             and torch.get_autocast_dtype("cpu") == torch.float16):
             # oneDNN has a float16 LSTM only on CPUs with AVX512-FP16 or AMX-FP16: float32, outside autocast
             with torch.autocast("cpu", enabled=False):
-                return self._padded(inputs.float(), lengths, torch.float32).to(inputs.dtype)
-        return self._padded(inputs, lengths, dtype).to(inputs.dtype)
+                return self._padded(inputs, lengths, torch.float32).to(inputs.dtype)
+        return self._padded(inputs, lengths, None).to(inputs.dtype)  # a bfloat16 autocast: back to the input's type
 
     def _packed(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         valid = lengths > 0  # PackedSequence refuses empty rows; they stay zero
