@@ -15,5 +15,4 @@ ade + {
       },
     },
   },
-  trainer+: {adversarial:: null},  // measured without adversarial training (RESULTS.md)
 }
