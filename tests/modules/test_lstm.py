@@ -109,6 +109,31 @@ def test_float16_on_a_cpu_runs_the_lstm_in_float32():
     torch.testing.assert_close(halved.float(), encoder(inputs.half().float(), mask), atol=1e-3, rtol=0)
 
 
+@pytest.mark.parametrize("grouped", [False, True], ids=["one group", "a group per length"])
+def test_training_under_a_bfloat16_autocast_on_a_cpu(grouped, monkeypatch):
+    """`trainer.use_amp` with `amp_dtype: bfloat16` on a CPU: the LSTM runs in bfloat16, answers in the input's
+    float32, and its gradients reach the float32 weights (before, a batch split into length groups failed: a
+    float32 output tensor, bfloat16 groups)."""
+    monkeypatch.setattr(lstm, "GROUP_COST_FLOPS", 1 if grouped else 10 ** 15)
+    torch.manual_seed(0)
+    encoder = LstmSeq2SeqEncoder(input_size=6, hidden_size=4, num_layers=2, bidirectional=True)
+    inputs, mask = batch()
+    exact = encoder(inputs, mask)
+    weights = torch.randn_like(exact)
+    (exact * weights).sum().backward()
+    exact_grads = {name: p.grad.clone() for name, p in encoder.named_parameters()}
+    encoder.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reduced = encoder(inputs, mask)
+    assert reduced.dtype == torch.float32 and not torch.equal(reduced, exact)  # computed in bfloat16, handed back
+    assert reduced[2].abs().sum() == 0  # the empty row
+    torch.testing.assert_close(reduced, exact.detach(), atol=0.05, rtol=0)
+    (reduced * weights).sum().backward()
+    for name, parameter in encoder.named_parameters():
+        assert parameter.grad.dtype == torch.float32
+        torch.testing.assert_close(parameter.grad, exact_grads[name], atol=0.1, rtol=0.05)
+
+
 def test_length_groups_split_off_long_tails_only():
     # equal lengths, or savings below the threshold: one group, as wide as the longest row
     assert length_groups([5, 5, 5], min_saving=1) == [([0, 1, 2], 5)]

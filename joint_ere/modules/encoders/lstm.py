@@ -91,10 +91,13 @@ class _Lstm(torch.nn.Module):
                 return self._padded_group(inputs, lengths, dtype)
             trimmed = self._padded_group(inputs[:, :width], lengths, dtype)
             return torch.nn.functional.pad(trimmed, (0, 0, 0, inputs.size(1) - width))
-        output = inputs.new_zeros(*inputs.shape[:2], self.get_output_dim(), dtype=dtype or inputs.dtype)
-        for rows, width in groups:
-            index = torch.tensor(rows, device=inputs.device)
-            output[index, :width] = self._padded_group(inputs[index, :width], lengths[index], dtype)
+        indices = [torch.tensor(rows, device=inputs.device) for rows, _ in groups]
+        parts = [self._padded_group(inputs[index, :width], lengths[index], dtype)
+                 for index, (_, width) in zip(indices, groups)]
+        # the groups' dtype, which a bfloat16 autocast makes bfloat16 whatever the input's
+        output = inputs.new_zeros(*inputs.shape[:2], self.get_output_dim(), dtype=parts[0].dtype)
+        for index, part in zip(indices, parts):
+            output[index, : part.size(1)] = part
         return output
 
     def _padded_group(self, inputs: torch.Tensor, lengths: torch.Tensor, dtype: Optional[torch.dtype]
