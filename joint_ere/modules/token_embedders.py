@@ -157,7 +157,12 @@ class TokenCharactersEncoder(TokenEmbedder):
         # copied back to its positions: the same result as encoding every position, for about half the work.
         *positions, width = token_characters.shape
         words, inverse = unique_rows(token_characters.reshape(-1, width))
-        encoded = self._encoder(self._embedding(words), words != 0)
+        embedded = self._embedding(words)
+        # Outside autocast: AllenNLP's CnnEncoder masks with the lowest value of its convolutions' dtype
+        # (bfloat16 / float16 under autocast) but looks for that of its max-pool's (float32), so a word shorter
+        # than a filter came out as -3.4e38 instead of 0, and the loss as NaN. The encoder is small.
+        with torch.autocast(embedded.device.type, enabled=False):
+            encoded = self._encoder(embedded, words != 0)
         return self._dropout(encoded[inverse].reshape(*positions, -1))
 
 

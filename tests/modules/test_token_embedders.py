@@ -52,3 +52,21 @@ def test_character_encoder_encodes_each_distinct_word_once_with_the_same_result(
     one_by_one = torch.stack([encoder._encoder(encoder._embedding(row[None]), row[None] != 0)[0] for row in flat])
     assert calls[0] == 3  # "abc", "de" and the padding word
     torch.testing.assert_close(encoded.reshape(-1, 3), one_by_one)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_character_cnn_under_autocast_gives_its_float32_result(dtype):
+    """Under `trainer.use_amp` (bfloat16 on a CPU here) AllenNLP's CnnEncoder left words shorter than its filter
+    at -3.4e38 instead of zeros, which made RIN's loss NaN; the character encoder now runs outside autocast."""
+    torch.manual_seed(0)
+    vocab = Vocabulary()
+    for character in "abcdefghij":
+        vocab.add_token_to_namespace(character, "token_characters")
+    encoder = TokenCharactersEncoder(Embedding(vocab, embedding_dim=4, vocab_namespace="token_characters"),
+                                     CnnEncoder(embedding_dim=4, num_filters=3, ngram_filter_sizes=(3,)))
+    characters = torch.tensor([[[1, 2, 3, 4], [5, 0, 0, 0], [0, 0, 0, 0]]])  # "abcd", "e" (shorter than 3), padding
+    exact = encoder(characters)
+    with torch.autocast("cpu", dtype=dtype):
+        under_autocast = encoder(characters)
+    assert torch.equal(exact[0, 1:], torch.zeros(2, 3))
+    torch.testing.assert_close(under_autocast, exact)
