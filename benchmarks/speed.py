@@ -2,10 +2,13 @@
 Training and prediction speed (sentences/s) and prediction peak memory for a config (default: CoNLL04).
 
     JOINT_ERE_DATA=../shared/data GLOVE_50D=... python benchmarks/speed.py [--config training_config/conll04.jsonnet]
-        [--archive runs/conll04/model.tar.gz] [--epochs 2] [--threads N] [--batch-size 64] [--streams N] [--use-amp]
-        [--cuda-device 0]
+        [-o OVERRIDES] [--archive runs/conll04/model.tar.gz] [--epochs 2] [--threads N] [--batch-size 64]
+        [--streams N] [--use-amp] [--cuda-device 0]
 
-Training: full epochs over the training split (forward, backward, optimizer step), after one warm-up epoch.
+Training: full epochs over the training split (forward, backward, optimizer step), after one warm-up epoch, with
+the config's optimizer and, where its trainer has `use_amp`, under autocast to its `amp_dtype` (float16 with
+gradient scaling); `-o` overrides the config as in `allennlp train`, e.g.
+`-o '{"trainer": {"use_amp": true, "amp_dtype": "bfloat16"}}'`.
 Beside it, the mean training step (ms) and its ratio to the embedder's own forward + backward on the same batches
 (`step_to_embedder_ratio`: how much the model costs beyond its word representations).
 Prediction: the predictor over the validation split (median of five passes after a warm-up), in this process, and
@@ -44,10 +47,10 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def training_speed(config: str, epochs: int, device: torch.device) -> Dict[str, float]:
+def training_speed(config: str, overrides: str, epochs: int, device: torch.device) -> Dict[str, float]:
     """Sentences/s over whole epochs, the mean step (ms) and the embedder's own forward + backward (ms) on the
     same batches."""
-    params = load_config(config).as_dict(quiet=True)
+    params = load_config(config, overrides).as_dict(quiet=True)
     reader = construct(DatasetReader, params["dataset_reader"], "dataset_reader")
     train = reader.read(params["train_data_path"])
     vocab = Vocabulary.from_instances(train)
@@ -58,13 +61,23 @@ def training_speed(config: str, epochs: int, device: torch.device) -> Dict[str, 
     # The config's optimizer (its fused Adam by default), without the learning-rate schedule.
     optimizer = construct(Optimizer, params.get("trainer", {}).get("optimizer", {}), "trainer.optimizer",
                           model_parameters=list(model.named_parameters()))
+    trainer = params.get("trainer", {})
+    amp_dtype = getattr(torch, trainer.get("amp_dtype", "float16")) if trainer.get("use_amp") else None
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     model.train()
 
     def epoch() -> int:
         steps = 0
         for batch in loader:
-            model(**batch)["loss"].backward()
-            optimizer.step()
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss = model(**batch)["loss"]
+            if scaler:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             steps += 1
         return steps
@@ -89,7 +102,8 @@ def training_speed(config: str, epochs: int, device: torch.device) -> Dict[str, 
             embedder_ms = 1000 * (time.perf_counter() - started) / len(batches)
     optimizer.zero_grad(set_to_none=True)
     step_ms = 1000 * elapsed / steps
-    return {"train_sentences_per_second": round(epochs * len(train) / elapsed, 1),
+    return {"train_amp_dtype": str(amp_dtype).replace("torch.", "") if amp_dtype else None,
+            "train_sentences_per_second": round(epochs * len(train) / elapsed, 1),
             "train_step_ms": round(step_ms, 2), "embedder_forward_backward_ms": round(embedder_ms, 2),
             "step_to_embedder_ratio": round(step_ms / embedder_ms, 2)}
 
@@ -119,6 +133,7 @@ def bare_forward_speed(predictor: Predictor, documents: List[Document], batch_si
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="training_config/conll04.jsonnet")
+    parser.add_argument("-o", "--overrides", default="", help="a JSON object merged into the config")
     parser.add_argument("--archive", help="a trained model.tar.gz for the prediction measurements")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -132,19 +147,19 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cpu") if args.cuda_device < 0 else torch.device(f"cuda:{args.cuda_device}")
-    results = {"config": args.config, "torch_threads": torch.get_num_threads(),
+    results = {"config": args.config, "overrides": args.overrides or None, "torch_threads": torch.get_num_threads(),
                "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     if not args.skip_training:
-        results.update(training_speed(args.config, args.epochs, device))
+        results.update(training_speed(args.config, args.overrides, args.epochs, device))
     results["predict_batch_size"], results["predict_use_amp"] = args.batch_size, args.use_amp
     results["predict_streams"] = "model's choice" if args.streams is None else args.streams
 
-    params = load_config(args.config).as_dict(quiet=True)
+    params = load_config(args.config, args.overrides).as_dict(quiet=True)
     with tempfile.TemporaryDirectory() as temp:
         archive_path = args.archive
         if archive_path is None:
-            config = load_config(args.config, {"trainer": {**params["trainer"], "num_epochs": 1,
-                                                           "show_progress": False}})
+            config = load_config(args.config, {**params, "trainer": {**params["trainer"], "num_epochs": 1,
+                                                                     "show_progress": False}})
             train_model(config, os.path.join(temp, "run"))
             archive_path = os.path.join(temp, "run", "model.tar.gz")
         archive = load_archive(archive_path, cuda_device=args.cuda_device, use_amp=args.use_amp)
