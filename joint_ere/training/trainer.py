@@ -137,6 +137,9 @@ class GradientDescentTrainer(Trainer):
         if use_amp and amp_dtype == "bfloat16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ConfigurationError(f"trainer.amp_dtype: {torch.cuda.get_device_name(self.device)} does not support "
                                      f"bfloat16; use float16")
+        if use_amp and amp_dtype == "bfloat16" and self.device.type == "cpu" and not _cpu_has_bfloat16():
+            logger.warning("trainer.amp_dtype bfloat16: this CPU has no native bfloat16 arithmetic (AVX512-BF16 or "
+                           "AMX), so autocast emulates it and training is likely slower than in float32")
         if num_gradient_accumulation_steps < 1:
             raise ConfigurationError("trainer.num_gradient_accumulation_steps must be at least 1")
         self.model = model.to(self.device)
@@ -444,3 +447,11 @@ class GradientDescentTrainer(Trainer):
         self.start_epoch = state["epoch"] + 1
         logger.info("recovered from the checkpoint of epoch %d", state["epoch"] + 1)
         return True
+
+
+def _cpu_has_bfloat16() -> bool:
+    """Whether oneDNN runs bfloat16 natively here (AVX512-BF16 or AMX); on older CPUs it emulates it."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return True  # unknown: no warning

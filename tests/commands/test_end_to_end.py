@@ -204,8 +204,8 @@ def test_a_nan_loss_stops_training_and_recover_resumes(tmp_path, monkeypatch, ca
         assert torch.equal(whole[key], resumed[key]), key
 
 
-@pytest.mark.parametrize("scheduler, optimizer", [(None, "adam"), ({"type": "linear_with_warmup", "warmup_steps": 2}, "adam"),
-                                                  (None, "sgd")])
+@pytest.mark.parametrize("scheduler, optimizer", [(None, "adam"), ({"type": "linear_with_warmup", "warmup_steps": 2},
+                                                                   "adam"), (None, "sgd")])
 def test_recover_with_a_new_learning_rate_uses_it(tmp_path, scheduler, optimizer):
     """After a NaN the user resumes with a lower lr: -r -o must not let the checkpoint's optimizer state (which
     holds the old lr) or a step scheduler's base rates win."""
@@ -271,6 +271,19 @@ def test_amp_needs_cuda(tmp_path, capsys):
     path.write_text(json.dumps(config))
     assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 1
     assert "trainer.amp_dtype must be float16 or bfloat16" in capsys.readouterr().err
+
+
+def test_bfloat16_on_a_cpu_without_native_bfloat16_warns(tmp_path, monkeypatch, caplog):
+    from joint_ere.training import trainer
+
+    monkeypatch.setattr(trainer, "_cpu_has_bfloat16", lambda: False)
+    config = tiny_config(epochs=1)
+    config["trainer"].update({"use_amp": True, "amp_dtype": "bfloat16"})
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config))
+    with caplog.at_level("WARNING", logger="joint_ere.training.trainer"):
+        assert main(["train", str(path), "-s", str(tmp_path / "run")]) == 0
+    assert "no native bfloat16" in caplog.text
 
 
 def test_bfloat16_autocast_trains_and_validates(tmp_path, monkeypatch):
