@@ -63,6 +63,8 @@ def training_speed(config: str, overrides: str, epochs: int, device: torch.devic
                           model_parameters=list(model.named_parameters()))
     trainer = params.get("trainer", {})
     amp_dtype = getattr(torch, trainer.get("amp_dtype", "float16")) if trainer.get("use_amp") else None
+    if amp_dtype == torch.float16 and device.type != "cuda":
+        raise SystemExit("trainer.use_amp with float16 needs a GPU (--cuda-device); on a CPU set amp_dtype to bfloat16")
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     model.train()
 
@@ -96,7 +98,9 @@ def training_speed(config: str, overrides: str, epochs: int, device: torch.devic
         synchronize(device)
         started = time.perf_counter()
         for batch in batches:
-            embedder(batch["tokens"]).float().sum().backward()
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                embedded = embedder(batch["tokens"])
+            embedded.float().sum().backward()
         synchronize(device)
         if not warm:
             embedder_ms = 1000 * (time.perf_counter() - started) / len(batches)

@@ -159,8 +159,9 @@ class TokenCharactersEncoder(TokenEmbedder):
         words, inverse = unique_rows(token_characters.reshape(-1, width))
         embedded = self._embedding(words)
         # Outside autocast: AllenNLP's CnnEncoder masks with the lowest value of its convolutions' dtype
-        # (bfloat16 / float16 under autocast) but looks for that of its max-pool's (float32), so a word shorter
-        # than a filter came out as -3.4e38 instead of 0, and the loss as NaN. The encoder is small.
+        # (bfloat16 / float16 under autocast) but, its bool mask times a Python float being float32, looks for
+        # float32's lowest value after the max-pool; so a word shorter than a filter came out as -3.4e38 instead
+        # of 0, and the loss as NaN. The encoder is small.
         with torch.autocast(embedded.device.type, enabled=False):
             encoded = self._encoder(embedded, words != 0)
         return self._dropout(encoded[inverse].reshape(*positions, -1))

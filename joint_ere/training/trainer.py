@@ -450,8 +450,8 @@ class GradientDescentTrainer(Trainer):
 
 
 def _cpu_has_bfloat16() -> bool:
-    """Whether oneDNN runs bfloat16 natively here (AVX512-BF16 or AMX); on older CPUs it emulates it."""
+    """Whether the CPU computes in bfloat16 natively (AVX512-BF16 or AMX); older ones emulate it."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except (AttributeError, RuntimeError):
         return True  # unknown: no warning

@@ -61,9 +61,11 @@ class _Lstm(torch.nn.Module):
         reduced = self.inference_dtype is not None and not torch.is_grad_enabled()
         if reduced:
             return self._padded(inputs, lengths, self.inference_dtype).to(inputs.dtype)
-        if inputs.dtype == torch.float16 or (torch.is_autocast_enabled("cpu")
-                                             and torch.get_autocast_dtype("cpu") == torch.float16):
-            # oneDNN has a float16 LSTM only on CPUs with AVX512-FP16 or AMX-FP16: float32, outside autocast
+        autocast = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+        if inputs.dtype == torch.float16 or autocast == torch.float16 or (
+                autocast == torch.bfloat16 and not onednn_bfloat16()):
+            # oneDNN has a float16 LSTM only on CPUs with AVX512-FP16 or AMX-FP16, and under autocast a bfloat16
+            # one only from AVX-512 up (elsewhere it fails to create the primitive): float32, outside autocast
             with torch.autocast("cpu", enabled=False):
                 return self._padded(inputs, lengths, torch.float32).to(inputs.dtype)
         return self._padded(inputs, lengths, None).to(inputs.dtype)  # a bfloat16 autocast: back to the input's type
@@ -91,13 +93,13 @@ class _Lstm(torch.nn.Module):
                 return self._padded_group(inputs, lengths, dtype)
             trimmed = self._padded_group(inputs[:, :width], lengths, dtype)
             return torch.nn.functional.pad(trimmed, (0, 0, 0, inputs.size(1) - width))
-        indices = [torch.tensor(rows, device=inputs.device) for rows, _ in groups]
-        parts = [self._padded_group(inputs[index, :width], lengths[index], dtype)
-                 for index, (_, width) in zip(indices, groups)]
-        # the groups' dtype, which a bfloat16 autocast makes bfloat16 whatever the input's
-        output = inputs.new_zeros(*inputs.shape[:2], self.get_output_dim(), dtype=parts[0].dtype)
-        for index, part in zip(indices, parts):
-            output[index, : part.size(1)] = part
+        output = None
+        for rows, width in groups:
+            index = torch.tensor(rows, device=inputs.device)
+            part = self._padded_group(inputs[index, :width], lengths[index], dtype)
+            if output is None:  # the groups' dtype, which a bfloat16 autocast makes bfloat16 whatever the input's
+                output = inputs.new_zeros(*inputs.shape[:2], self.get_output_dim(), dtype=part.dtype)
+            output[index, :width] = part
         return output
 
     def _padded_group(self, inputs: torch.Tensor, lengths: torch.Tensor, dtype: Optional[torch.dtype]
@@ -126,6 +128,11 @@ class _Lstm(torch.nn.Module):
         weights: List[torch.Tensor] = [getattr(module, f"{name}_l{layer}{suffix}").to(inputs.dtype) for name in names]
         zeros = inputs.new_zeros(1, inputs.size(1), module.hidden_size)  # time-major: (length, batch, ...)
         return torch.lstm(inputs, (zeros, zeros), weights, module.bias, 1, 0.0, self.training, False, False)[0]
+
+
+def onednn_bfloat16() -> bool:
+    """Whether oneDNN runs bfloat16 on this CPU (AVX-512 and up; ``ONEDNN_MAX_CPU_ISA`` can lower what it uses)."""
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 # The padded LSTM arithmetic (FLOPs over all layers and directions) that one more group must save: a group adds
