@@ -22,7 +22,7 @@ from tango.common import Lazy, Registrable
 from tqdm import tqdm
 
 from joint_ere.common import distributed
-from joint_ere.common.devices import resolve_device
+from joint_ere.common.devices import cpu_has_native_bfloat16, resolve_device
 from joint_ere.common.errors import ConfigurationError, DataError, TrainingError, first_line
 from joint_ere.common.files import atomic_save, dump_json, read_json
 from joint_ere.data.data_loader import DataLoader
@@ -137,7 +137,7 @@ class GradientDescentTrainer(Trainer):
         if use_amp and amp_dtype == "bfloat16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ConfigurationError(f"trainer.amp_dtype: {torch.cuda.get_device_name(self.device)} does not support "
                                      f"bfloat16; use float16")
-        if use_amp and amp_dtype == "bfloat16" and self.device.type == "cpu" and not _cpu_has_bfloat16():
+        if use_amp and amp_dtype == "bfloat16" and self.device.type == "cpu" and not cpu_has_native_bfloat16():
             logger.warning("trainer.amp_dtype bfloat16: this CPU has no native bfloat16 arithmetic (AVX512-BF16 or "
                            "AMX), so autocast emulates it and training is likely slower than in float32")
         if num_gradient_accumulation_steps < 1:
@@ -447,11 +447,3 @@ class GradientDescentTrainer(Trainer):
         self.start_epoch = state["epoch"] + 1
         logger.info("recovered from the checkpoint of epoch %d", state["epoch"] + 1)
         return True
-
-
-def _cpu_has_bfloat16() -> bool:
-    """Whether the CPU computes in bfloat16 natively (AVX512-BF16 or AMX); older ones emulate it."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except (AttributeError, RuntimeError):
-        return True  # unknown: no warning

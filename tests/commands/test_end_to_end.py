@@ -276,7 +276,7 @@ def test_amp_needs_cuda(tmp_path, capsys):
 def test_bfloat16_on_a_cpu_without_native_bfloat16_warns(tmp_path, monkeypatch, caplog):
     from joint_ere.training import trainer
 
-    monkeypatch.setattr(trainer, "_cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr(trainer, "cpu_has_native_bfloat16", lambda: False)
     config = tiny_config(epochs=1)
     config["trainer"].update({"use_amp": True, "amp_dtype": "bfloat16"})
     path = tmp_path / "c.json"

@@ -37,13 +37,18 @@ def test_unique_rows_of_nothing():
     assert words.shape == (0, 5) and inverse.shape == (0,)
 
 
-def test_character_encoder_encodes_each_distinct_word_once_with_the_same_result():
+def character_cnn(ngram: int) -> TokenCharactersEncoder:
+    """A character CNN (3 filters of width ``ngram``) over the characters "a" to "j"."""
     torch.manual_seed(0)
     vocab = Vocabulary()
     for character in "abcdefghij":
         vocab.add_token_to_namespace(character, "token_characters")
-    encoder = TokenCharactersEncoder(Embedding(vocab, embedding_dim=4, vocab_namespace="token_characters"),
-                                     CnnEncoder(embedding_dim=4, num_filters=3, ngram_filter_sizes=(2,)))
+    return TokenCharactersEncoder(Embedding(vocab, embedding_dim=4, vocab_namespace="token_characters"),
+                                  CnnEncoder(embedding_dim=4, num_filters=3, ngram_filter_sizes=(ngram,)))
+
+
+def test_character_encoder_encodes_each_distinct_word_once_with_the_same_result():
+    encoder = character_cnn(ngram=2)
     characters = torch.tensor([[[1, 2, 3, 0], [4, 5, 0, 0], [1, 2, 3, 0]], [[4, 5, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]])
     calls = []
     encoder._encoder.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
@@ -58,12 +63,7 @@ def test_character_encoder_encodes_each_distinct_word_once_with_the_same_result(
 def test_character_cnn_under_autocast_gives_its_float32_result(dtype):
     """Under `trainer.use_amp` (bfloat16 on a CPU here) AllenNLP's CnnEncoder left words shorter than its filter
     at -3.4e38 instead of zeros, which made RIN's loss NaN; the character encoder now runs outside autocast."""
-    torch.manual_seed(0)
-    vocab = Vocabulary()
-    for character in "abcdefghij":
-        vocab.add_token_to_namespace(character, "token_characters")
-    encoder = TokenCharactersEncoder(Embedding(vocab, embedding_dim=4, vocab_namespace="token_characters"),
-                                     CnnEncoder(embedding_dim=4, num_filters=3, ngram_filter_sizes=(3,)))
+    encoder = character_cnn(ngram=3)
     characters = torch.tensor([[[1, 2, 3, 4], [5, 0, 0, 0], [0, 0, 0, 0]]])  # "abcd", "e" (shorter than 3), padding
     exact = encoder(characters)
     with torch.autocast("cpu", dtype=dtype):

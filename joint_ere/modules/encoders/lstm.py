@@ -24,6 +24,7 @@ import torch
 from allennlp_light.modules import Seq2SeqEncoder, Seq2VecEncoder
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from joint_ere.common.devices import onednn_bfloat16
 from joint_ere.common.errors import ConfigurationError
 from joint_ere.common.sequences import reversal_index, reverse_within_lengths
 
@@ -128,11 +129,6 @@ class _Lstm(torch.nn.Module):
         weights: List[torch.Tensor] = [getattr(module, f"{name}_l{layer}{suffix}").to(inputs.dtype) for name in names]
         zeros = inputs.new_zeros(1, inputs.size(1), module.hidden_size)  # time-major: (length, batch, ...)
         return torch.lstm(inputs, (zeros, zeros), weights, module.bias, 1, 0.0, self.training, False, False)[0]
-
-
-def onednn_bfloat16() -> bool:
-    """Whether oneDNN runs bfloat16 on this CPU (AVX-512 and up; ``ONEDNN_MAX_CPU_ISA`` can lower what it uses)."""
-    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 # The padded LSTM arithmetic (FLOPs over all layers and directions) that one more group must save: a group adds
